@@ -1,0 +1,47 @@
+# dmlkeras: `make demo` and `make test` work on a fresh clone (Python 3.11).
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+export MPLBACKEND ?= Agg
+
+# Tests that exercise keras.ops code paths: they run on both backends.
+BACKEND_TESTS := tests/test_distances.py tests/test_mining.py tests/test_losses.py tests/test_golden.py \
+	$(wildcard tests/test_losses_family.py tests/test_heads.py tests/test_metrics.py tests/test_callbacks.py \
+	tests/test_models.py tests/test_recsys.py)
+
+.PHONY: install test test-tf test-jax test-notebooks demo notebooks bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: test-tf test-jax test-notebooks
+
+test-tf: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q --doctest-modules dmlkeras tests
+
+test-jax: $(STAMP)
+	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS)
+
+test-notebooks: $(STAMP)
+	DMLKERAS_QUICK=1 KERAS_BACKEND=tensorflow $(PY) -m pytest -q --nbval-lax notebooks/
+
+demo: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PY) -m dmlkeras train --dataset digits --loss triplet-semihard --out runs/demo
+
+notebooks: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PY) tools/run_notebooks.py notebooks/*.ipynb
+
+bench: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PY) benchmarks/bench_losses.py
+
+clean:
+	rm -rf $(VENV) .cache runs

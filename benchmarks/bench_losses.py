@@ -1,0 +1,138 @@
+"""Speed and memory of every in-batch loss, against a matmul floor.
+
+For each batch size n (d = 128 embeddings, P x K labels with K = 4) the
+script times one forward + backward pass of each loss (compiled: ``jax.jit``
+or ``tf.function``), the median of ``--repeats`` runs after a warm-up, and
+prints it beside the *floor* measured in the same run: the cheapest thing any
+in-batch loss must do, one (n, d) x (d, n) matmul and its gradient. On the
+JAX backend it also prints the peak memory XLA plans for the compiled step
+(arguments + outputs + temporaries, from ``compiled.memory_analysis()``).
+
+Usage::
+
+    KERAS_BACKEND=jax python benchmarks/bench_losses.py            # full table
+    KERAS_BACKEND=jax python benchmarks/bench_losses.py --sizes 256 1024 --repeats 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import dmlkeras.losses as L  # noqa: E402
+
+D = 128
+
+
+def candidate_losses() -> dict[str, keras.losses.Loss]:
+    """Every in-batch loss of dmlkeras with its default settings."""
+    losses = {
+        "triplet semi-hard": L.TripletLoss(mining="semi-hard"),
+        "triplet hard": L.TripletLoss(mining="hard"),
+        "triplet all": L.TripletLoss(mining="all"),
+        "batch contrastive": L.BatchContrastiveLoss(),
+    }
+    optional = {
+        "n-pairs": "NPairsLoss",
+        "lifted structure": "LiftedStructureLoss",
+        "quadruplet": "QuadrupletLoss",
+        "multi-similarity": "MultiSimilarityLoss",
+        "circle": "CircleLoss",
+        "supervised contrastive": "SupervisedContrastiveLoss",
+    }
+    for label, name in optional.items():
+        if hasattr(L, name):
+            losses[label] = getattr(L, name)()
+    return losses
+
+
+class Floor(keras.losses.Loss):
+    """One (n, d) x (d, n) matmul reduced to a scalar: the cost floor."""
+
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(keras.ops.matmul(y_pred, keras.ops.transpose(y_pred)))
+
+
+def compile_step(loss):
+    """A compiled function (labels, embeddings) -> (loss, gradient)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(jax.value_and_grad(lambda x, y: loss(y, x)))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=False, reduce_retracing=True)
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                value = loss(y, x)
+            return value, tape.gradient(value, x)
+
+        return step
+    raise SystemExit(f"Benchmark supports the jax and tensorflow backends, not {backend}.")
+
+
+def block(result):
+    value, grad = result
+    return float(keras.ops.convert_to_numpy(value)), keras.ops.convert_to_numpy(grad)
+
+
+def peak_memory_mb(step, x, y) -> float | None:
+    """XLA's planned peak memory of the compiled step (JAX only)."""
+    if keras.backend.backend() != "jax":
+        return None
+    analysis = step.lower(x, y).compile().memory_analysis()
+    if analysis is None:
+        return None
+    total = analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
+    return total / 2**20
+
+
+def time_ms(step, x, y, repeats: int) -> float:
+    block(step(x, y))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        block(step(x, y))
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--losses", nargs="*", help="subset of loss names to run")
+    args = parser.parse_args()
+
+    losses = candidate_losses()
+    if args.losses:
+        losses = {k: v for k, v in losses.items() if k in args.losses}
+    print(f"backend={keras.backend.backend()} keras={keras.__version__} d={D} repeats={args.repeats}")
+    print(f"{'loss':<24}{'n':>6}{'ms':>10}{'x floor':>9}{'peak MB':>9}")
+    for n in args.sizes:
+        rng = np.random.default_rng(0)
+        x = keras.ops.convert_to_tensor(rng.normal(size=(n, D)).astype("float32"))
+        y = keras.ops.convert_to_tensor(rng.permutation(np.repeat(np.arange(n // 4), 4)).astype("int32"))
+        floor_step = compile_step(Floor())
+        floor = time_ms(floor_step, x, y, args.repeats)
+        memory = peak_memory_mb(floor_step, x, y)
+        print(f"{'floor (matmul + grad)':<24}{n:>6}{floor:>10.2f}{1.0:>9.1f}{memory or float('nan'):>9.1f}")
+        for name, loss in losses.items():
+            step = compile_step(loss)
+            ms = time_ms(step, x, y, args.repeats)
+            memory = peak_memory_mb(step, x, y)
+            print(f"{name:<24}{n:>6}{ms:>10.2f}{ms / floor:>9.1f}{memory or float('nan'):>9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

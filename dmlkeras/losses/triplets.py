@@ -1,0 +1,234 @@
+"""Triplet losses: on explicit triplets and mined inside a labelled batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from dmlkeras.distances import paired_distances, pairwise_distances, resolve_metric
+from dmlkeras.losses.base import InBatchLoss, as_float32
+from dmlkeras.mining import (
+    hardest_negative,
+    hardest_positive,
+    active_triplet_counts,
+    semihard_negative,
+)
+from dmlkeras.reducers import masked_mean
+
+Tensor = Any
+
+MINING = ("semi-hard", "hard", "all")
+
+
+def _hinge(difference: Tensor, margin: float, soft: bool) -> Tensor:
+    """``max(d_ap - d_an + margin, 0)``, or ``softplus(d_ap - d_an)`` when soft."""
+    return ops.softplus(difference) if soft else ops.relu(difference + margin)
+
+
+@keras.saving.register_keras_serializable(package="dmlkeras")
+class TripletMarginLoss(keras.losses.Loss):
+    """Triplet loss on explicit (anchor, positive, negative) triplets.
+
+    Per triplet ``max(d(a, p) - d(a, n) + margin, 0)``, or with ``soft=True``
+    ``softplus(d(a, p) - d(a, n))``; averaged over the triplets.
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+    metric : str, default "euclidean"
+        See :mod:`dmlkeras.distances`.
+    soft : bool, default False
+        Use the soft-margin form (Hermans et al., 2017).
+
+    Notes
+    -----
+    ``y_pred`` is ``(n, 3, d)``: the stacked ``[anchor, positive, negative]``
+    embeddings that :func:`dmlkeras.models.build_triplet_model` outputs.
+    ``y_true`` is ignored (pass zeros).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> triplet = np.array([[[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]]])  # d_ap = 1, d_an = 3
+    >>> float(TripletMarginLoss(margin=2.5)(np.zeros(1), triplet))
+    0.5
+    """
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        metric: str = "euclidean",
+        soft: bool = False,
+        name: str = "triplet_margin_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.margin = float(margin)
+        self.metric = resolve_metric(metric)
+        self.soft = bool(soft)
+
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        y_pred = as_float32(y_pred)
+        if len(y_pred.shape) != 3 or y_pred.shape[1] != 3:
+            raise ValueError(
+                "y_pred must be stacked [anchor, positive, negative] embeddings of shape "
+                f"(batch_size, 3, embedding_dim); got shape {tuple(y_pred.shape)}."
+            )
+        anchor, positive, negative = y_pred[:, 0], y_pred[:, 1], y_pred[:, 2]
+        difference = paired_distances(anchor, positive, self.metric) - paired_distances(
+            anchor, negative, self.metric
+        )
+        return _hinge(difference, self.margin, self.soft)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "margin": self.margin, "metric": self.metric, "soft": self.soft}
+
+
+@keras.saving.register_keras_serializable(package="dmlkeras")
+class TripletLoss(InBatchLoss):
+    """Triplet loss with triplets mined inside a labelled batch.
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+    mining : {"semi-hard", "hard", "all"}, default "semi-hard"
+        ``"semi-hard"`` (Schroff et al., FaceNet 2015): for every
+        anchor-positive pair, the closest negative farther than the positive,
+        or the farthest negative when there is none; mean over the pairs.
+        ``"hard"`` (batch-hard, Hermans et al. 2017): per anchor, the hardest
+        positive against the hardest negative; mean over the anchors.
+        ``"all"`` (batch-all): mean over the valid triplets whose loss is
+        positive.
+    metric : str, default "euclidean"
+        See :mod:`dmlkeras.distances` (tensorflow-addons' ``"L2"``,
+        ``"squared-L2"`` and ``"angular"`` are accepted).
+    soft : bool, default False
+        Soft margin ``softplus(d_ap - d_an)`` instead of the hinge (not with
+        ``mining="all"``, which would need every triplet).
+
+    Notes
+    -----
+    Anchors with no positive or no negative in the batch are left out of the
+    mean, and a batch with no valid anchor gives 0 with a zero gradient.
+    tensorflow-addons differs there: its ``TripletSemiHardLoss`` counts an
+    anchor without negatives against the row minimum, its
+    ``TripletHardLoss`` counts an anchor without positives with ``d_ap = 0``,
+    and a single-sample batch gives NaN. Where every anchor has a positive
+    and a negative (P x K batches with K >= 2) the values are the same.
+
+    Memory is O(n^2): no (n, n, n) tensor is built (see
+    :mod:`dmlkeras.mining`); semi-hard and batch-all mining take O(n^2 K)
+    time for K samples per class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.5], [0.0, 2.0]])
+    >>> y = np.array([0, 0, 1, 1])
+    >>> round(float(TripletLoss(margin=1.0, mining="hard")(y, x)), 4)
+    1.2205
+    """
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        mining: str = "semi-hard",
+        metric: str = "euclidean",
+        soft: bool = False,
+        name: str = "triplet_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        if mining not in MINING:
+            raise ValueError(f"mining must be one of {MINING}; got {mining!r}.")
+        if soft and mining == "all":
+            raise ValueError(
+                "soft=True is not available with mining='all': the soft margin has no "
+                "closed form over all triplets; use mining='hard' or 'semi-hard'."
+            )
+        self.margin = float(margin)
+        self.mining = mining
+        self.metric = resolve_metric(metric)
+        self.soft = bool(soft)
+
+    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
+        distances = pairwise_distances(embeddings, metric=self.metric)
+        if self.mining == "hard":
+            positive, has_positive = hardest_positive(distances, labels)
+            negative, has_negative = hardest_negative(distances, labels)
+            valid = ops.logical_and(has_positive, has_negative)
+            return masked_mean(_hinge(positive - negative, self.margin, self.soft), valid)
+        if self.mining == "semi-hard":
+            negative, valid = semihard_negative(distances, labels)
+            return masked_mean(_hinge(distances - negative, self.margin, self.soft), valid)
+        per_positive, per_negative = active_triplet_counts(distances, labels, self.margin)
+        loss_sum = ops.sum(per_positive * (distances + self.margin)) - ops.sum(per_negative * distances)
+        return loss_sum / ops.maximum(ops.sum(per_positive), 1.0)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "margin": self.margin,
+            "mining": self.mining,
+            "metric": self.metric,
+            "soft": self.soft,
+        }
+
+
+@keras.saving.register_keras_serializable(package="dmlkeras")
+class TripletSemiHardLoss(TripletLoss):
+    """:class:`TripletLoss` with semi-hard mining and tensorflow-addons' signature.
+
+    A drop-in for ``tfa.losses.TripletSemiHardLoss(margin=1.0, distance_metric="L2")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> loss = TripletSemiHardLoss(margin=1.0, distance_metric="angular")
+    >>> loss.metric
+    'cosine'
+    """
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        distance_metric: str = "L2",
+        name: str = "triplet_semihard_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(margin=margin, mining="semi-hard", metric=distance_metric, name=name, **kwargs)
+        self.distance_metric = distance_metric
+
+    def get_config(self) -> dict:
+        config = keras.losses.Loss.get_config(self)
+        return {**config, "margin": self.margin, "distance_metric": self.distance_metric}
+
+
+@keras.saving.register_keras_serializable(package="dmlkeras")
+class TripletHardLoss(TripletLoss):
+    """:class:`TripletLoss` with batch-hard mining and tensorflow-addons' signature.
+
+    A drop-in for ``tfa.losses.TripletHardLoss(margin=1.0, soft=False, distance_metric="L2")``.
+
+    Examples
+    --------
+    >>> TripletHardLoss(soft=True).mining
+    'hard'
+    """
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        soft: bool = False,
+        distance_metric: str = "L2",
+        name: str = "triplet_hard_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(margin=margin, mining="hard", metric=distance_metric, soft=soft, name=name, **kwargs)
+        self.distance_metric = distance_metric
+
+    def get_config(self) -> dict:
+        config = keras.losses.Loss.get_config(self)
+        return {**config, "margin": self.margin, "soft": self.soft, "distance_metric": self.distance_metric}

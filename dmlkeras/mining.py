@@ -1,0 +1,359 @@
+"""Label masks and in-batch miners, written with ``keras.ops`` only.
+
+Every in-batch loss and diagnostic metric takes its pairs and triplets from
+here, so "positive", "negative", "hardest" and "semi-hard" mean one thing.
+
+Memory is O(n^2) for a batch of n: no ``(n, n, n)`` tensor is built, batch-all
+included. The triplet miners loop over positive *slots*: in
+slot k every anchor takes its k-th positive, and one masked reduction over
+``(n, n)`` tensors serves all anchors at once. A P x K batch needs K - 1
+slots, so semi-hard and batch-all mining cost O(n^2 K) time; selection runs
+with gradients stopped and the chosen distances are gathered afterwards, so
+gradients are exact.
+
+Labels are integer class ids of shape ``(n,)``. A *positive pair* ``(a, p)``
+has ``labels[a] == labels[p]`` and ``a != p``; a *negative pair* ``(a, n)``
+has ``labels[a] != labels[n]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras import ops
+
+Tensor = Any
+
+
+def same_label_mask(labels: Tensor, other_labels: Tensor | None = None) -> Tensor:
+    """Boolean ``(n, m)`` mask: ``labels[i] == other_labels[j]`` (self pairs included).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> keras.ops.convert_to_numpy(same_label_mask(np.array([0, 0, 1])))
+    array([[ True,  True, False],
+           [ True,  True, False],
+           [False, False,  True]])
+    """
+    labels = ops.reshape(ops.convert_to_tensor(labels), (-1,))
+    other = labels if other_labels is None else ops.reshape(ops.convert_to_tensor(other_labels), (-1,))
+    return ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(other, 0))
+
+
+def positive_mask(labels: Tensor) -> Tensor:
+    """Boolean ``(n, n)`` mask of positive pairs: same label, not the sample itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> keras.ops.convert_to_numpy(positive_mask(np.array([0, 0, 1])))
+    array([[False,  True, False],
+           [ True, False, False],
+           [False, False, False]])
+    """
+    same = same_label_mask(labels)
+    not_self = ops.logical_not(ops.cast(ops.eye(ops.shape(same)[0]), "bool"))
+    return ops.logical_and(same, not_self)
+
+
+def negative_mask(labels: Tensor, other_labels: Tensor | None = None) -> Tensor:
+    """Boolean ``(n, m)`` mask of negative pairs: different labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> keras.ops.convert_to_numpy(negative_mask(np.array([0, 0, 1])))
+    array([[False, False,  True],
+           [False, False,  True],
+           [ True,  True, False]])
+    """
+    return ops.logical_not(same_label_mask(labels, other_labels))
+
+
+def hardest_positive(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Per anchor, the distance to its farthest positive.
+
+    Parameters
+    ----------
+    distances : tensor of shape (n, n)
+        Non-negative pairwise distances of the batch.
+    labels : tensor of shape (n,)
+
+    Returns
+    -------
+    values : tensor of shape (n,)
+        Hardest positive distance (0 where the anchor has no positive).
+    valid : bool tensor of shape (n,)
+        Whether the anchor has a positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> d = np.array([[0., 1., 3.], [1., 0., 2.], [3., 2., 0.]], "float32")
+    >>> v, ok = hardest_positive(d, np.array([0, 0, 1]))
+    >>> keras.ops.convert_to_numpy(v), keras.ops.convert_to_numpy(ok)
+    (array([1., 1., 0.], dtype=float32), array([ True,  True, False]))
+    """
+    mask = positive_mask(labels)
+    values = ops.max(ops.where(mask, distances, ops.zeros_like(distances)), axis=1)
+    return values, ops.any(mask, axis=1)
+
+
+def hardest_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Per anchor, the distance to its closest negative.
+
+    Returns
+    -------
+    values : tensor of shape (n,)
+        Hardest negative distance (the row maximum where there is no negative).
+    valid : bool tensor of shape (n,)
+        Whether the anchor has a negative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> d = np.array([[0., 1., 3.], [1., 0., 2.], [3., 2., 0.]], "float32")
+    >>> v, ok = hardest_negative(d, np.array([0, 0, 1]))
+    >>> keras.ops.convert_to_numpy(v)
+    array([3., 2., 2.], dtype=float32)
+    """
+    mask = negative_mask(labels)
+    filler = ops.stop_gradient(ops.max(distances, axis=1, keepdims=True))
+    values = ops.min(ops.where(mask, distances, filler), axis=1)
+    return values, ops.any(mask, axis=1)
+
+
+def _over_positive_slots(distances: Tensor, labels: Tensor, body, init):
+    """Run ``body`` once per positive *slot*: the k-th positive of every anchor.
+
+    In slot ``k`` every anchor looks at its k-th positive (in column order),
+    so the loop runs ``max_a |positives(a)|`` times (``K - 1`` in a P x K
+    batch) over ``(n, n)`` tensors: O(n^2 K) time, O(n^2) memory. ``body``
+    gets ``(slot_mask (n, n) bool, slot_distance (n, 1), carry)``. Selection
+    only: the distances are taken with their gradient stopped, and callers
+    gather differentiable values afterwards.
+    """
+    distances = ops.stop_gradient(distances)
+    positives = positive_mask(labels)
+    as_int = ops.cast(positives, "int32")
+    rank = ops.cumsum(as_int, axis=1) - 1
+    slots = ops.max(ops.sum(as_int, axis=1))
+
+    def step(k, carry):
+        slot_mask = ops.logical_and(positives, ops.equal(rank, k))
+        slot_distance = ops.sum(ops.where(slot_mask, distances, ops.zeros_like(distances)), axis=1, keepdims=True)
+        return body(slot_mask, slot_distance, carry)
+
+    return ops.fori_loop(0, slots, step, init)
+
+
+def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Semi-hard negative distance for every anchor-positive pair (FaceNet).
+
+    For the pair ``(a, p)``: the closest negative of ``a`` that is *farther*
+    than ``p`` (``d(a, n) > d(a, p)``); when there is none, the farthest
+    negative of ``a``. This is the rule of tensorflow-addons'
+    ``TripletSemiHardLoss``.
+
+    Parameters
+    ----------
+    distances : tensor of shape (n, n)
+    labels : tensor of shape (n,)
+
+    Returns
+    -------
+    values : tensor of shape (n, n)
+        ``values[a, p]`` is the chosen negative distance for the pair ``(a, p)``
+        (meaningful where ``valid``). Gradients flow into ``distances``.
+    valid : bool tensor of shape (n, n)
+        Positive pairs whose anchor has at least one negative.
+
+    Notes
+    -----
+    One masked minimum per positive slot (see :mod:`dmlkeras.mining`):
+    O(n^2 K) time for K samples per class, O(n^2) memory.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> d = np.array([[0., 1., 0.5, 2.], [1., 0., 3., 4.], [0.5, 3., 0., 1.], [2., 4., 1., 0.]], "float32")
+    >>> v, ok = semihard_negative(d, np.array([0, 0, 1, 1]))
+    >>> float(keras.ops.convert_to_numpy(v)[0, 1])  # d(0,1)=1: negatives 0.5, 2 -> 2
+    2.0
+    """
+    negatives = negative_mask(labels)
+    stopped = ops.stop_gradient(distances)
+    farthest = ops.argmax(ops.where(negatives, stopped, -1.0), axis=1)
+
+    def choose(slot_mask, slot_distance, chosen):
+        farther = ops.logical_and(negatives, stopped > slot_distance)
+        closest_farther = ops.argmin(ops.where(farther, stopped, float("inf")), axis=1)
+        column = ops.where(ops.any(farther, axis=1), closest_farther, farthest)
+        return ops.where(slot_mask, ops.expand_dims(ops.cast(column, "int32"), 1), chosen)
+
+    chosen = _over_positive_slots(distances, labels, choose, ops.zeros(ops.shape(stopped), "int32"))
+    values = ops.take_along_axis(distances, chosen, axis=1)
+    valid = ops.logical_and(positive_mask(labels), ops.any(negatives, axis=1, keepdims=True))
+    return values, valid
+
+
+def active_triplet_counts(distances: Tensor, labels: Tensor, margin: float) -> tuple[Tensor, Tensor]:
+    """Count the active triplets (``d_ap - d_an + margin > 0``) per pair.
+
+    The batch-all triplet loss sums ``d_ap + margin - d_an`` over the active
+    triplets; with these counts that sum is
+    ``sum(per_positive * (d + margin)) - sum(per_negative * d)``: every
+    triplet, values and gradients exact, in O(n^2) memory.
+
+    Parameters
+    ----------
+    distances : tensor of shape (n, n)
+    labels : tensor of shape (n,)
+    margin : float
+
+    Returns
+    -------
+    per_positive : float32 tensor of shape (n, n)
+        ``[a, p]``: number of negatives ``n`` making ``(a, p, n)`` active.
+    per_negative : float32 tensor of shape (n, n)
+        ``[a, n]``: number of positives ``p`` making ``(a, p, n)`` active.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> d = np.array([[0., 1., 0.5, 2.], [1., 0., 3., 4.], [0.5, 3., 0., 1.], [2., 4., 1., 0.]], "float32")
+    >>> per_p, per_n = active_triplet_counts(d, np.array([0, 0, 1, 1]), margin=0.5)
+    >>> keras.ops.convert_to_numpy(per_p)[0], keras.ops.convert_to_numpy(per_n)[0]
+    (array([0., 1., 0., 0.], dtype=float32), array([0., 0., 1., 0.], dtype=float32))
+    """
+    negatives = negative_mask(labels)
+    stopped = ops.stop_gradient(distances)
+
+    def count(slot_mask, slot_distance, carry):
+        per_positive, per_negative = carry
+        has_slot = ops.any(slot_mask, axis=1, keepdims=True)
+        active = ops.logical_and(ops.logical_and(negatives, has_slot), stopped < slot_distance + margin)
+        active = ops.cast(active, stopped.dtype)
+        per_positive = ops.where(slot_mask, ops.sum(active, axis=1, keepdims=True), per_positive)
+        return per_positive, per_negative + active
+
+    zeros = ops.zeros_like(stopped)
+    return _over_positive_slots(distances, labels, count, (zeros, zeros))
+
+
+def multi_similarity_pairs(similarities: Tensor, labels: Tensor, epsilon: float = 0.1) -> tuple[Tensor, Tensor]:
+    """Multi-similarity pair mining (Wang et al., CVPR 2019, eqs. 5-6).
+
+    A positive pair ``(a, p)`` is kept when it is less similar than the
+    anchor's most similar negative plus ``epsilon``,
+    ``s_ap < max_n s_an + epsilon``; a negative pair ``(a, n)`` is kept when
+    it is more similar than the anchor's least similar positive minus
+    ``epsilon``, ``s_an > min_p s_ap - epsilon`` (strict inequalities, as in
+    the paper and tensorflow-similarity). An anchor without negatives keeps
+    no positive, and one without positives keeps no negative.
+
+    Parameters
+    ----------
+    similarities : tensor of shape (n, n)
+        Pairwise similarities (higher = more alike), e.g.
+        :func:`dmlkeras.distances.cosine_similarity_matrix`.
+    labels : tensor of shape (n,)
+    epsilon : float, default 0.1
+
+    Returns
+    -------
+    positives : bool tensor of shape (n, n)
+        Mined positive pairs (a subset of :func:`positive_mask`).
+    negatives : bool tensor of shape (n, n)
+        Mined negative pairs (a subset of :func:`negative_mask`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> s = np.array([[1.0, 0.9, 0.2, 0.85], [0.9, 1.0, 0.1, 0.3],
+    ...               [0.2, 0.1, 1.0, 0.5], [0.85, 0.3, 0.5, 1.0]], "float32")
+    >>> pos, neg = multi_similarity_pairs(s, np.array([0, 0, 1, 1]), epsilon=0.1)
+    >>> keras.ops.convert_to_numpy(pos)[0], keras.ops.convert_to_numpy(neg)[0]
+    (array([False,  True, False, False]), array([False, False, False,  True]))
+    """
+    similarities = ops.stop_gradient(ops.convert_to_tensor(similarities))
+    positives = positive_mask(labels)
+    negatives = negative_mask(labels)
+    hardest_negative_similarity = ops.max(
+        ops.where(negatives, similarities, float("-inf")), axis=1, keepdims=True
+    )
+    hardest_positive_similarity = ops.min(
+        ops.where(positives, similarities, float("inf")), axis=1, keepdims=True
+    )
+    mined_positives = ops.logical_and(positives, similarities < hardest_negative_similarity + epsilon)
+    mined_negatives = ops.logical_and(negatives, similarities > hardest_positive_similarity - epsilon)
+    return mined_positives, mined_negatives
+
+
+def hardest_negative_pair(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Per anchor, the closest negative pair that shares no class with the anchor.
+
+    The second term of the quadruplet loss (Chen et al., CVPR 2017) pushes
+    apart a pair ``(l, k)`` with ``labels[l] != labels[k]``,
+    ``labels[l] != labels[a]`` and ``labels[k] != labels[a]``. This returns,
+    for every anchor ``a``, ``min d(l, k)`` over those pairs, in O(n^2)
+    memory: for each row ``l`` the closest negative and the closest negative
+    of a *different* class than that one are enough to answer for any anchor
+    class.
+
+    Parameters
+    ----------
+    distances : tensor of shape (n, n)
+        Pairwise distances of the batch (symmetric).
+    labels : tensor of shape (n,)
+
+    Returns
+    -------
+    values : tensor of shape (n,)
+        The distance of the chosen pair (gradients flow into ``distances``;
+        the batch's largest distance where there is no such pair).
+    valid : bool tensor of shape (n,)
+        Whether such a pair exists (it needs at least three classes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> x = np.array([0.0, 0.1, 1.0, 1.5, 4.0], "float32")
+    >>> d = np.abs(x[:, None] - x[None, :])
+    >>> v, ok = hardest_negative_pair(d, np.array([0, 0, 1, 2, 2]))
+    >>> keras.ops.convert_to_numpy(v), keras.ops.convert_to_numpy(ok)
+    (array([0.5, 0.5, 1.4, 0.9, 0.9], dtype=float32), array([ True,  True,  True,  True,  True]))
+    """
+    distances = ops.convert_to_tensor(distances)
+    labels = ops.reshape(ops.convert_to_tensor(labels), (-1,))
+    negatives = negative_mask(labels)
+    filler = ops.stop_gradient(ops.max(distances)) + ops.zeros_like(distances)
+    # Row l: its closest negative (of class c1[l]) ...
+    first = ops.min(ops.where(negatives, distances, filler), axis=1)
+    has_first = ops.any(negatives, axis=1)
+    first_column = ops.argmin(ops.where(negatives, ops.stop_gradient(distances), filler), axis=1)
+    first_class = ops.take(labels, first_column)
+    # ... and its closest negative of another class than c1[l].
+    other = ops.logical_and(negatives, negative_mask(first_class, labels))
+    second = ops.min(ops.where(other, distances, filler), axis=1)
+    has_second = ops.any(other, axis=1)
+    # Anchor a, row l (labels[l] != labels[a]): the first pair unless it
+    # involves the anchor's class, then the second.
+    first_allowed = negative_mask(labels, first_class)  # (a, l): c1[l] != labels[a]
+    candidate = ops.where(first_allowed, ops.expand_dims(first, 0), ops.expand_dims(second, 0))
+    candidate_ok = ops.where(
+        first_allowed, ops.expand_dims(has_first, 0), ops.expand_dims(has_second, 0)
+    )
+    eligible = ops.logical_and(negatives, candidate_ok)
+    values = ops.min(ops.where(eligible, candidate, filler), axis=1)
+    return values, ops.any(eligible, axis=1)

@@ -1,0 +1,239 @@
+"""Write golden reference values from pytorch-metric-learning (PML).
+
+The dmlkeras tests compare our losses against these files, produced by the
+*real* PML losses on fixed random float32 batches.
+
+Run it with the PML virtual environment (see tools/README.md to build it) from
+the repository root::
+
+    /work/pmlvenv/bin/python tools/make_golden_pml.py
+
+It writes ``tests/golden/pml_*.npz``.  The run is deterministic (one CPU
+thread, fixed seeds, fixed zip timestamps).  The file format is the one of
+tools/make_golden.py; in addition ``case{i}_proxies`` / ``case{i}_weights``
+hold the class vectors in the dmlkeras layout ``(num_classes, embedding_dim)``.
+PML's ``ProxyAnchorLoss.proxies`` already has that layout; the ``W`` of
+``ArcFaceLoss`` / ``CosFaceLoss`` is ``(embedding_size, num_classes)``, so the
+saved ``weights`` are ``W.T``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from pytorch_metric_learning import losses, reducers
+
+GENERATOR = "tools/make_golden_pml.py"
+OUT_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
+
+torch.set_num_threads(1)
+
+Case = dict[str, np.ndarray]
+
+# (members per class, embedding dim) of the SupCon batches, as in make_golden.py.
+# Every class has >= 2 members and there are >= 2 classes; batches 2 and 5 are uneven.
+BATCH_LAYOUTS: list[tuple[list[int], int]] = [
+    ([2] * 4, 4),  # 0: n=8,  P=4 x K=2
+    ([4] * 4, 8),  # 1: n=16, P=4 x K=4
+    ([2, 3, 5, 6], 4),  # 2: n=16, uneven
+    ([4] * 8, 16),  # 3: n=32, P=8 x K=4
+    ([8] * 6, 8),  # 4: n=48, P=6 x K=8
+    ([2, 2, 3, 5, 9, 11], 16),  # 5: n=32, uneven
+]
+
+# Classification-head batches: (num_classes, members per present class, embedding dim).
+# Classes absent from a batch are allowed here (they matter for ProxyAnchor's
+# normalisation); layout 1 uses 4 of its 10 classes.
+HEAD_LAYOUTS: list[tuple[int, list[int], int]] = [
+    (4, [4] * 4, 8),  # 0: n=16, every class present
+    (10, [3, 5, 2, 6], 16),  # 1: n=16, 4 of 10 classes present, uneven
+    (8, [4] * 8, 16),  # 2: n=32, every class present
+    (6, [8] * 6, 4),  # 3: n=48, every class present
+]
+
+ARCFACE_MARGIN_DEG = math.degrees(0.5)  # 0.5 rad; PML's ArcFaceLoss takes degrees
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the libraries that produced the values."""
+    return {name: metadata.version(name) for name in ("torch", "pytorch-metric-learning", "numpy")}
+
+
+def make_labels(class_ids: Sequence[int], class_sizes: Sequence[int],
+                rng: np.random.Generator) -> np.ndarray:
+    """Shuffled int32 labels with ``class_sizes[k]`` copies of ``class_ids[k]``."""
+    return rng.permutation(np.repeat(class_ids, class_sizes)).astype(np.int32)
+
+
+def make_batch(index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (n,) int32, ids in [0, 100), and N(0, 1) float32 embeddings (n, d).
+
+    Same seeds and layouts as tools/make_golden.py, hence the same batches.
+    """
+    class_sizes, dim = BATCH_LAYOUTS[index]
+    rng = np.random.default_rng(1000 + index)
+    labels = make_labels(rng.choice(100, size=len(class_sizes), replace=False), class_sizes, rng)
+    return labels, rng.standard_normal((len(labels), dim)).astype(np.float32)
+
+
+def make_head_batch(index: int, seed: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """A HEAD_LAYOUTS batch: (num_classes, labels, embeddings, class vectors).
+
+    Labels are int32 in [0, num_classes); embeddings (n, d) and class vectors
+    (num_classes, d, the dmlkeras layout) are float32 N(0, 1).
+    """
+    num_classes, class_sizes, dim = HEAD_LAYOUTS[index]
+    rng = np.random.default_rng(seed + index)
+    present = np.sort(rng.choice(num_classes, size=len(class_sizes), replace=False))
+    labels = make_labels(present, class_sizes, rng)
+    embeddings = rng.standard_normal((len(labels), dim)).astype(np.float32)
+    class_vectors = rng.standard_normal((num_classes, dim)).astype(np.float32)
+    return num_classes, labels, embeddings, class_vectors
+
+
+def scalar(value: torch.Tensor) -> np.ndarray:
+    """A reduced loss as a float64 0-d array."""
+    return np.asarray(value.detach().numpy(), dtype=np.float64).reshape(())
+
+
+def float64(value: torch.Tensor) -> np.ndarray:
+    """Unreduced loss values as a float64 array."""
+    return value.detach().numpy().astype(np.float64)
+
+
+def json_array(obj: dict[str, Any]) -> np.ndarray:
+    """A JSON object as a 0-d numpy string array."""
+    return np.array(json.dumps(obj, sort_keys=True))
+
+
+def write_npz(name: str, meta: dict[str, Any], cases: list[Case]) -> None:
+    """Write ``tests/golden/<name>.npz`` (deflated, fixed zip timestamps).
+
+    The result is an ordinary ``.npz``: ``np.load`` reads it without pickle.
+    """
+    arrays = {"meta": json_array({**meta, "generator": GENERATOR, "cases": len(cases)})}
+    for i, case in enumerate(cases):
+        arrays.update({f"case{i}_{key}": value for key, value in case.items()})
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(OUT_DIR / f"{name}.npz", "w") as archive:
+        for key, value in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, buffer.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
+
+
+def unreduced(loss_class: type, params: dict[str, Any], embeddings: torch.Tensor,
+              labels: torch.Tensor, **parameters: np.ndarray) -> dict[str, torch.Tensor]:
+    """PML's per-element losses: the same loss built with a DoNothingReducer.
+
+    ``parameters`` sets learnable tensors (``proxies``, ``W``) of that copy.
+    Returns ``{sub_loss_name: losses}``.
+    """
+    loss_obj = loss_class(**params, reducer=reducers.DoNothingReducer())
+    for name, value in parameters.items():
+        getattr(loss_obj, name).data = torch.from_numpy(value)
+    return {name: info["losses"] for name, info in loss_obj(embeddings, labels).items()}
+
+
+def pml_supcon() -> list[Case]:
+    """SupConLoss for temperatures 0.1 and 0.5, three batches each."""
+    cases = []
+    for temperature, batches in ((0.1, [0, 2, 4]), (0.5, [1, 3, 5])):
+        params = {"temperature": temperature}
+        for index in batches:
+            labels, embeddings = make_batch(index)
+            emb_t, lab_t = torch.from_numpy(embeddings), torch.from_numpy(labels).long()
+            loss = losses.SupConLoss(**params)(emb_t, lab_t)
+            per_anchor = unreduced(losses.SupConLoss, params, emb_t, lab_t)["loss"]
+            cases.append({"params": json_array(params), "labels": labels,
+                          "embeddings": embeddings, "loss": scalar(loss),
+                          "per_sample": float64(per_anchor)})
+    return cases
+
+
+def pml_proxy_anchor() -> list[Case]:
+    """ProxyAnchorLoss(margin=0.1, alpha=32) on every head layout, plus one other setting.
+
+    ``per_proxy_pos`` / ``per_proxy_neg`` (C,) are PML's unreduced per-proxy
+    positive and negative terms.
+    """
+    runs = [(index, 0.1, 32.0) for index in range(len(HEAD_LAYOUTS))] + [(1, 0.2, 16.0)]
+    cases = []
+    for index, margin, alpha in runs:
+        num_classes, labels, embeddings, proxies = make_head_batch(index, seed=4000)
+        params = {"num_classes": num_classes, "embedding_size": embeddings.shape[1],
+                  "margin": margin, "alpha": alpha}
+        emb_t, lab_t = torch.from_numpy(embeddings), torch.from_numpy(labels).long()
+        loss_obj = losses.ProxyAnchorLoss(**params)
+        loss_obj.proxies.data = torch.from_numpy(proxies)
+        terms = unreduced(losses.ProxyAnchorLoss, params, emb_t, lab_t, proxies=proxies)
+        cases.append({"params": json_array(params), "labels": labels, "embeddings": embeddings,
+                      "proxies": proxies, "loss": scalar(loss_obj(emb_t, lab_t)),
+                      "per_proxy_pos": float64(terms["pos_loss"]),
+                      "per_proxy_neg": float64(terms["neg_loss"])})
+    return cases
+
+
+def head_cases(loss_class: type, runs: list[tuple[int, dict[str, Any]]], seed: int,
+               anti_aligned: int | None = None) -> list[Case]:
+    """ArcFace/CosFace cases: ``runs`` pairs a HEAD_LAYOUTS index with margin/scale kwargs.
+
+    In case ``anti_aligned`` the first two embeddings are made (nearly) opposite
+    to their class vector, so that the target angle exceeds pi - margin.
+    """
+    cases = []
+    for case_index, (index, extra) in enumerate(runs):
+        num_classes, labels, embeddings, weights = make_head_batch(index, seed)
+        if case_index == anti_aligned:
+            noise = np.random.default_rng(seed).standard_normal((2, embeddings.shape[1]))
+            embeddings[:2] = (-weights[labels[:2]] + 0.05 * noise).astype(np.float32)
+        params = {"num_classes": num_classes, "embedding_size": embeddings.shape[1], **extra}
+        emb_t, lab_t = torch.from_numpy(embeddings), torch.from_numpy(labels).long()
+        pml_w = np.ascontiguousarray(weights.T)  # PML's W is (embedding_size, num_classes)
+        loss_obj = loss_class(**params)
+        loss_obj.W.data = torch.from_numpy(pml_w)
+        per_sample = unreduced(loss_class, params, emb_t, lab_t, W=pml_w)["loss"]
+        cases.append({"params": json_array(params), "labels": labels, "embeddings": embeddings,
+                      "weights": weights, "loss": scalar(loss_obj(emb_t, lab_t)),
+                      "per_sample": float64(per_sample)})
+    return cases
+
+
+def pml_arcface() -> list[Case]:
+    """ArcFaceLoss(margin=0.5 rad given in degrees, scale=64), plus PML's default 28.6 degrees.
+
+    Case 3 has samples whose target angle is beyond pi - margin
+    (PML's cos(theta) - margin * sin(margin) branch).
+    """
+    main = {"margin": ARCFACE_MARGIN_DEG, "scale": 64.0}
+    runs = [(index, main) for index in range(len(HEAD_LAYOUTS))]
+    runs.append((2, {"margin": 28.6, "scale": 64.0}))
+    return head_cases(losses.ArcFaceLoss, runs, seed=5000, anti_aligned=3)
+
+
+def pml_cosface() -> list[Case]:
+    """CosFaceLoss(margin=0.35, scale=64) on every head layout."""
+    runs = [(index, {"margin": 0.35, "scale": 64.0}) for index in range(len(HEAD_LAYOUTS))]
+    return head_cases(losses.CosFaceLoss, runs, seed=6000)
+
+
+def main() -> None:
+    """Generate every pml_* golden file."""
+    meta = {"library": "pytorch-metric-learning", "versions": versions()}
+    write_npz("pml_supcon", {**meta, "loss": "SupConLoss"}, pml_supcon())
+    write_npz("pml_proxy_anchor", {**meta, "loss": "ProxyAnchorLoss"}, pml_proxy_anchor())
+    write_npz("pml_arcface", {**meta, "loss": "ArcFaceLoss"}, pml_arcface())
+    write_npz("pml_cosface", {**meta, "loss": "CosFaceLoss"}, pml_cosface())
+
+
+if __name__ == "__main__":
+    main()
