@@ -1,3 +1,43 @@
-"""dmlkeras: deep metric learning for Keras 3."""
+"""dmlkeras: deep metric learning for Keras 3.
+
+Layers, each building on the ones before (see ``docs/architecture.md``):
+distances -> mining -> losses / heads -> models, data, datasets ->
+index, evaluation, viz, metrics, callbacks -> cli and notebooks.
+
+Importing ``dmlkeras`` registers every custom loss, layer and metric with
+Keras, so saved ``.keras`` models load without ``custom_objects``.
+"""
+
+from dmlkeras import data, datasets, distances, evaluation, index, losses, mining, models, reducers, viz
+from dmlkeras.data import (
+    ClassBalancedBatches,
+    PairsDataset,
+    TripletsDataset,
+    make_pair_indices,
+    make_pairs,
+    make_quadruplet_indices,
+    make_quadruplets,
+    make_triplet_indices,
+    make_triplets,
+)
+from dmlkeras.distances import cosine_similarity_matrix, l2_normalize, paired_distances, pairwise_distances
+from dmlkeras.evaluation import (
+    RetrievalEvaluation,
+    correlation_metrics,
+    kfold_verification_accuracy,
+    ranking_metrics,
+    retrieval_metrics,
+    sampled_ranking_metrics,
+    verification_metrics,
+)
+from dmlkeras.index import NearestNeighbors
+from dmlkeras.models import (
+    build_embedding_model,
+    build_quadruplet_model,
+    build_siamese_model,
+    build_text_encoder,
+    build_triplet_model,
+    get_embedding_model,
+)
 
 __version__ = "0.1.0"

@@ -341,7 +341,7 @@ def hardest_negative_pair(distances: Tensor, labels: Tensor) -> tuple[Tensor, Te
     # Row l: its closest negative (of class c1[l]) ...
     first = ops.min(ops.where(negatives, distances, filler), axis=1)
     has_first = ops.any(negatives, axis=1)
-    first_column = ops.argmin(ops.where(negatives, ops.stop_gradient(distances), filler), axis=1)
+    first_column = ops.argmin(ops.where(negatives, ops.stop_gradient(distances), float("inf")), axis=1)
     first_class = ops.take(labels, first_column)
     # ... and its closest negative of another class than c1[l].
     other = ops.logical_and(negatives, negative_mask(first_class, labels))

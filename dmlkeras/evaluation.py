@@ -1,0 +1,779 @@
+"""Evaluation metrics for embeddings: retrieval, verification, ranking.
+
+All functions take NumPy arrays (embeddings, distances, scores), never a
+model; the only exception is the :class:`RetrievalEvaluation` Keras callback,
+which calls ``model.predict`` and then :func:`retrieval_metrics`.
+
+* Retrieval (image retrieval, few-shot, deduplication):
+  :func:`retrieval_metrics` - Precision@1, Recall@K, Precision@K,
+  R-Precision, MAP@R (Musgrave et al., "A Metric Learning Reality Check",
+  ECCV 2020) and KMeans NMI / AMI.
+* Verification (face verification, LFW): :func:`verification_metrics`,
+  :func:`best_threshold`, :func:`kfold_verification_accuracy`,
+  :func:`hardest_errors`. Lower distance = more similar.
+* Recommendation: :func:`ranking_metrics` (full ranking) and
+  :func:`sampled_ranking_metrics` (NCF leave-one-out with sampled negatives).
+* Regression of similarities (STS): :func:`correlation_metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from keras import callbacks as _keras_callbacks
+
+from dmlkeras.index import NearestNeighbors
+
+__all__ = [
+    "retrieval_metrics",
+    "verification_metrics",
+    "best_threshold",
+    "kfold_verification_accuracy",
+    "hardest_errors",
+    "ranking_metrics",
+    "sampled_ranking_metrics",
+    "correlation_metrics",
+    "RetrievalEvaluation",
+]
+
+# Entries of one (queries, K) neighbour block kept alive by retrieval_metrics.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+# ---------------------------------------------------------------- helpers
+def _as_labels(labels: ArrayLike, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(labels)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one label per embedding); got shape {arr.shape}.")
+    return arr
+
+
+def _as_k_tuple(k: int | Sequence[int]) -> tuple[int, ...]:
+    ks = (k,) if isinstance(k, (int, np.integer)) else tuple(k)
+    if not ks or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in ks):
+        raise ValueError(f"k must be a positive int or a non-empty sequence of positive ints; got {k!r}.")
+    return tuple(sorted({int(v) for v in ks}))
+
+
+def _as_1d_float(x: ArrayLike, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of shape (n_pairs,); got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def _as_is_same(is_same: ArrayLike, n: int) -> np.ndarray:
+    arr = np.asarray(is_same)
+    if arr.shape != (n,):
+        raise ValueError(f"is_same must have shape ({n},) like distances; got shape {arr.shape}.")
+    if arr.dtype != bool:
+        if not np.isin(arr, (0, 1)).all():
+            raise ValueError("is_same must be boolean (or 0/1): True for pairs of the same identity.")
+        arr = arr.astype(bool)
+    return arr
+
+
+def _pairs(distances: ArrayLike, is_same: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    d = _as_1d_float(distances, "distances")
+    return d, _as_is_same(is_same, d.shape[0])
+
+
+# -------------------------------------------------------------- retrieval
+def retrieval_metrics(
+    query_emb: ArrayLike,
+    query_labels: ArrayLike,
+    gallery_emb: ArrayLike | None = None,
+    gallery_labels: ArrayLike | None = None,
+    k: int | Sequence[int] = (1, 5, 10),
+    metric: str = "euclidean",
+    clustering: bool = True,
+    seed: int = 0,
+    backend: str = "numpy",
+) -> dict[str, float]:
+    """Retrieval and clustering quality of labelled embeddings.
+
+    Each query is ranked against the gallery by ``metric`` distance (exact
+    search, :class:`dmlkeras.index.NearestNeighbors`, ties by smaller gallery
+    index). ``rel(i) = 1`` when the ``i``-th retrieved item has the query's
+    label. With ``R`` the number of gallery items that have the query's label
+    (the query itself excluded in leave-one-out mode) the metrics are, each
+    averaged over queries (definitions of Musgrave, Belongie and Lim, "A
+    Metric Learning Reality Check", ECCV 2020):
+
+    * ``precision_at_1``: ``rel(1)``.
+    * ``recall_at_{k}``: 1 if at least one of the top ``k`` is relevant
+      (the "Recall@K" of the deep metric learning literature).
+    * ``precision_at_{k}``: ``(1/k) sum_{i<=k} rel(i)``.
+    * ``r_precision``: ``(1/R) sum_{i<=R} rel(i)``.
+    * ``map_at_r``: ``(1/R) sum_{i<=R} P(i) rel(i)`` with
+      ``P(i) = (1/i) sum_{j<=i} rel(j)``.
+    * ``nmi``, ``ami`` (when ``clustering``): normalized / adjusted mutual
+      information between the query labels and KMeans clusters of the query
+      embeddings (``n_clusters`` = number of query classes, ``n_init=10``,
+      ``random_state=seed``; embeddings are L2-normalised first when
+      ``metric="cosine"``).
+
+    Queries whose label has no other item in the gallery (``R = 0``) are left
+    out of the retrieval averages, as in the reference implementation;
+    ``n_queries`` says how many were used.
+
+    Parameters
+    ----------
+    query_emb : array-like of shape (n_queries, d)
+    query_labels : array-like of shape (n_queries,)
+        Any labels comparable with ``==`` (ints, strings).
+    gallery_emb : array-like of shape (n_gallery, d), optional
+        ``None``: leave-one-out within the query set (each query is searched
+        among the other queries).
+    gallery_labels : array-like of shape (n_gallery,), optional
+        Required with ``gallery_emb``.
+    k : int or sequence of int, default (1, 5, 10)
+        Cut-offs of ``recall_at_k`` and ``precision_at_k``.
+    metric : {"euclidean", "cosine"}, default "euclidean"
+    clustering : bool, default True
+        Also compute ``nmi`` and ``ami`` (KMeans costs time on large sets).
+    seed : int, default 0
+        KMeans ``random_state``.
+    backend : {"numpy", "faiss"}, default "numpy"
+        Neighbour search backend (same results).
+
+    Returns
+    -------
+    dict
+        Float values keyed ``precision_at_1``, ``recall_at_{k}``,
+        ``precision_at_{k}`` for each ``k``, ``r_precision``, ``map_at_r``,
+        ``nmi``, ``ami`` (when ``clustering``) and ``n_queries``.
+
+    Raises
+    ------
+    ValueError
+        On shape mismatches, a ``k`` larger than the gallery, or when no
+        query has a relevant gallery item.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> emb = np.array([[0.0], [1.0], [4.0], [5.0], [3.0]])
+    >>> labels = np.array([0, 0, 1, 1, 1])
+    >>> m = retrieval_metrics(emb, labels, k=(1, 2), clustering=False)
+    >>> m["precision_at_1"], m["recall_at_2"], m["r_precision"], m["map_at_r"]
+    (1.0, 1.0, 0.9, 0.9)
+
+    The last query (3.0) retrieves 4.0 (relevant), then 1.0 (not relevant;
+    it ties with 5.0 at distance 2 and has the smaller index), so its
+    ``R = 2`` gives AP = (1/2) (1/1 + 0) = 0.5; the others score 1.
+    """
+    q = np.asarray(query_emb)
+    if q.ndim != 2:
+        raise ValueError(f"query_emb must be a 2-D array of shape (n_queries, d); got shape {q.shape}.")
+    ql = _as_labels(query_labels, q.shape[0], "query_labels")
+    loo = gallery_emb is None
+    if loo:
+        if gallery_labels is not None:
+            raise ValueError("gallery_labels given without gallery_emb.")
+        g, gl = q, ql
+    else:
+        if gallery_labels is None:
+            raise ValueError("gallery_emb given without gallery_labels.")
+        g = np.asarray(gallery_emb)
+        if g.ndim != 2 or g.shape[1] != q.shape[1]:
+            raise ValueError(
+                f"gallery_emb must have shape (n_gallery, {q.shape[1]}) like query_emb; got shape {g.shape}."
+            )
+        gl = _as_labels(gallery_labels, g.shape[0], "gallery_labels")
+    ks = _as_k_tuple(k)
+    n_avail = g.shape[0] - (1 if loo else 0)
+    if ks[-1] > n_avail:
+        raise ValueError(
+            f"k={ks[-1]} is larger than the {n_avail} gallery items a query can retrieve"
+            f"{' (leave-one-out)' if loo else ''}; use smaller k."
+        )
+    _, codes = np.unique(np.concatenate([ql, gl]), return_inverse=True)
+    q_codes, g_codes = codes[: len(ql)], codes[len(ql):]
+    n_per_label = np.bincount(g_codes, minlength=int(codes.max()) + 1)
+    r_all = n_per_label[q_codes] - (1 if loo else 0)
+    evaluated = np.flatnonzero(r_all > 0)
+    if evaluated.size == 0:
+        raise ValueError("No query has an item with its label in the gallery (R = 0 for all queries).")
+
+    nn = NearestNeighbors(metric=metric, backend=backend).fit(g)
+    cuts = tuple(sorted(set(ks) | {1}))  # Precision@1 is always reported
+    k_all = max(ks[-1], int(r_all[evaluated].max()))
+    chunk = max(1, _CHUNK_ELEMENTS // k_all)
+    sums = {"r_precision": 0.0, "map_at_r": 0.0}
+    hits = dict.fromkeys(cuts, 0.0)
+    correct = dict.fromkeys(cuts, 0.0)
+    for start in range(0, evaluated.size, chunk):
+        rows = evaluated[start : start + chunk]
+        r = r_all[rows]
+        kc = max(ks[-1], int(r.max()))
+        _, idx = nn.search(q[rows], kc, exclude=rows if loo else None)
+        rel = g_codes[idx] == q_codes[rows, None]
+        cum = np.cumsum(rel, axis=1, dtype=np.int64)
+        for kk in cuts:
+            hits[kk] += float(np.count_nonzero(cum[:, kk - 1]))
+            correct[kk] += float(cum[:, kk - 1].sum()) / kk
+        sums["r_precision"] += float(np.sum(cum[np.arange(rows.size), r - 1] / r))
+        ranks = np.arange(1, kc + 1)
+        within_r = ranks[None, :] <= r[:, None]
+        ap = np.sum(np.where(rel & within_r, cum / ranks[None, :], 0.0), axis=1) / r
+        sums["map_at_r"] += float(ap.sum())
+
+    n_eval = evaluated.size
+    out: dict[str, float] = {"precision_at_1": correct[1] / n_eval}
+    for kk in ks:
+        out[f"recall_at_{kk}"] = hits[kk] / n_eval
+        out[f"precision_at_{kk}"] = correct[kk] / n_eval
+    out["r_precision"] = sums["r_precision"] / n_eval
+    out["map_at_r"] = sums["map_at_r"] / n_eval
+    if clustering:
+        out.update(_clustering_scores(q, q_codes, metric, seed))
+    out["n_queries"] = int(n_eval)
+    return out
+
+
+def _clustering_scores(x: np.ndarray, codes: np.ndarray, metric: str, seed: int) -> dict[str, float]:
+    from sklearn.cluster import KMeans  # noqa: PLC0415
+    from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score  # noqa: PLC0415
+
+    x = np.asarray(x, dtype=np.float64 if np.asarray(x).dtype == np.float64 else np.float32)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    n_clusters = int(np.unique(codes).size)
+    pred = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
+    return {
+        "nmi": float(normalized_mutual_info_score(codes, pred)),
+        "ami": float(adjusted_mutual_info_score(codes, pred)),
+    }
+
+
+# ----------------------------------------------------------- verification
+def best_threshold(distances: ArrayLike, is_same: ArrayLike) -> tuple[float, float]:
+    """Distance threshold with the best pair-classification accuracy.
+
+    A pair is predicted "same" when ``distance <= threshold``. Every distinct
+    split of the sorted distances is tried (exhaustive, ``O(n log n)``); the
+    returned threshold lies midway between the last distance predicted
+    "same" and the next distance (so that it generalises to held-out pairs),
+    is the largest distance when all pairs are predicted "same", and is just
+    below the smallest distance when none is. Among equally accurate splits
+    the smallest threshold wins.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n_pairs,)
+        Lower = more similar.
+    is_same : array-like of shape (n_pairs,)
+        Boolean (or 0/1): True when the pair shows the same identity.
+
+    Returns
+    -------
+    threshold : float
+    accuracy : float
+        Fraction of pairs classified correctly at ``threshold``.
+
+    Examples
+    --------
+    >>> best_threshold([0.1, 0.2, 0.5, 0.9], [True, True, False, False])
+    (0.35, 1.0)
+    >>> best_threshold([0.1, 0.6, 0.5, 0.9], [True, True, False, False])
+    (0.3, 0.75)
+    """
+    d, s = _pairs(distances, is_same)
+    return _best_threshold(d, s)
+
+
+def _best_threshold(d: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    n = d.size
+    order = np.argsort(d, kind="stable")
+    ds, ss = d[order], s[order]
+    uniq, first = np.unique(ds, return_index=True)
+    ends = np.append(first[1:], n)  # exclusive end of each distinct value
+    cum_same = np.cumsum(ss)[ends - 1]
+    n_same = int(ss.sum())
+    n_diff = n - n_same
+    # correct = same pairs at or below + different pairs above the cut
+    correct = cum_same + (n_diff - (ends - cum_same))
+    correct = np.concatenate([[n_diff], correct])  # first entry: nothing "same"
+    j = int(np.argmax(correct)) - 1
+    if j == -1:
+        thr = float(np.nextafter(uniq[0], -np.inf))
+    elif j == uniq.size - 1:
+        thr = float(uniq[-1])
+    else:
+        thr = float((uniq[j] + uniq[j + 1]) / 2.0)
+        if not uniq[j] <= thr < uniq[j + 1]:
+            thr = float(uniq[j])
+    return thr, float(correct[j + 1] / n)
+
+
+def verification_metrics(distances: ArrayLike, is_same: ArrayLike) -> dict[str, float]:
+    """ROC-based verification metrics of pair distances.
+
+    Lower distance = more similar; the ROC curve is computed by
+    :func:`sklearn.metrics.roc_curve` on ``-distances``.
+
+    * ``roc_auc``: area under the ROC curve.
+    * ``eer``: equal error rate, where the false accept rate (FAR, FPR)
+      equals the false reject rate (1 - TPR), linearly interpolated between
+      the two ROC points around the crossing.
+    * ``best_threshold``, ``accuracy``: from :func:`best_threshold`
+      (predict "same" when ``distance <= threshold``).
+    * ``tar_at_far_0.001``, ``tar_at_far_0.01``: the largest true accept rate
+      (TPR) of an ROC operating point whose FAR is at most 1e-3 / 1e-2.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n_pairs,)
+    is_same : array-like of shape (n_pairs,)
+        Boolean (or 0/1); both classes must be present.
+
+    Returns
+    -------
+    dict
+        Float values keyed as above.
+
+    Examples
+    --------
+    >>> m = verification_metrics([0.1, 0.3, 0.2, 0.9], [True, False, True, False])
+    >>> m["roc_auc"], m["eer"], m["accuracy"], m["best_threshold"]
+    (1.0, 0.0, 1.0, 0.25)
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve  # noqa: PLC0415
+
+    d, s = _pairs(distances, is_same)
+    if s.all() or not s.any():
+        raise ValueError("is_same must contain both same (True) and different (False) pairs.")
+    fpr, tpr, _ = roc_curve(s, -d, drop_intermediate=False)
+    thr, acc = _best_threshold(d, s)
+    out = {
+        "roc_auc": float(roc_auc_score(s, -d)),
+        "eer": _eer(fpr, tpr),
+        "best_threshold": thr,
+        "accuracy": acc,
+    }
+    for far in (1e-3, 1e-2):
+        out[f"tar_at_far_{far:g}"] = float(tpr[fpr <= far].max())
+    return out
+
+
+def _eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Equal error rate of an ROC curve (fpr, tpr increasing from (0, 0))."""
+    diff = (1.0 - tpr) - fpr  # starts at 1, ends at -1
+    i = int(np.argmax(diff <= 0))
+    if i == 0:
+        return float(fpr[0])
+    t = diff[i - 1] / (diff[i - 1] - diff[i])
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def kfold_verification_accuracy(
+    distances: ArrayLike,
+    is_same: ArrayLike,
+    n_folds: int = 10,
+    folds: ArrayLike | None = None,
+) -> tuple[float, float, np.ndarray]:
+    """Verification accuracy with the LFW k-fold protocol.
+
+    For each fold the threshold is chosen by :func:`best_threshold` on the
+    other folds and the accuracy is measured on the held-out fold.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n_pairs,)
+    is_same : array-like of shape (n_pairs,)
+    n_folds : int, default 10
+        Number of consecutive, (nearly) equal folds when ``folds`` is None
+        (LFW's pairs.txt: 10 folds of 600 consecutive pairs).
+    folds : array-like of shape (n_pairs,), optional
+        Fold id of each pair; then the number of folds is the number of
+        distinct ids and ``n_folds`` is ignored.
+
+    Returns
+    -------
+    mean : float
+        Mean held-out accuracy.
+    std : float
+        Its standard deviation over folds (population, ``ddof=0``, as in the
+        usual LFW reports).
+    thresholds : ndarray of shape (n_folds,)
+        Threshold used on each fold, in sorted fold-id order.
+
+    Examples
+    --------
+    >>> d = [0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.6]
+    >>> same = [True, False] * 4
+    >>> mean, std, thr = kfold_verification_accuracy(d, same, n_folds=4)
+    >>> mean, std, thr.shape
+    (1.0, 0.0, (4,))
+    """
+    d, s = _pairs(distances, is_same)
+    n = d.size
+    if folds is None:
+        if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or not 2 <= n_folds <= n:
+            raise ValueError(f"n_folds must be an int in [2, n_pairs={n}]; got {n_folds!r}.")
+        fold_ids = np.arange(n) * int(n_folds) // n
+    else:
+        fold_ids = np.asarray(folds)
+        if fold_ids.shape != (n,):
+            raise ValueError(f"folds must have shape ({n},) (a fold id per pair); got shape {fold_ids.shape}.")
+    uniq = np.unique(fold_ids)
+    if uniq.size < 2:
+        raise ValueError("folds must contain at least 2 distinct fold ids.")
+    accs, thrs = [], []
+    for f in uniq:
+        test = fold_ids == f
+        thr, _ = _best_threshold(d[~test], s[~test])
+        thrs.append(thr)
+        accs.append(float(np.mean((d[test] <= thr) == s[test])))
+    return float(np.mean(accs)), float(np.std(accs)), np.asarray(thrs)
+
+
+def hardest_errors(
+    distances: ArrayLike, is_same: ArrayLike, threshold: float, k: int = 8
+) -> dict[str, np.ndarray]:
+    """Indices of the worst misclassified pairs at a threshold.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n_pairs,)
+    is_same : array-like of shape (n_pairs,)
+    threshold : float
+        Pairs with ``distance <= threshold`` are predicted "same".
+    k : int, default 8
+        At most ``k`` pairs of each kind.
+
+    Returns
+    -------
+    dict
+        ``false_accepts``: different-identity pairs predicted "same", smallest
+        distance (most wrong) first; ``false_rejects``: same-identity pairs
+        predicted "different", largest distance first (int64 index arrays,
+        ties by smaller index); ``n_false_accepts``, ``n_false_rejects``: the
+        total counts (ints).
+
+    Examples
+    --------
+    >>> e = hardest_errors([0.1, 0.2, 0.9, 0.8, 0.3], [False, True, True, True, False], 0.5, k=2)
+    >>> e["false_accepts"], e["false_rejects"]
+    (array([0, 4]), array([2, 3]))
+    """
+    d, s = _pairs(distances, is_same)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"k must be a non-negative int; got {k!r}.")
+    thr = float(threshold)
+    if not np.isfinite(thr):
+        raise ValueError(f"threshold must be a finite float; got {threshold!r}.")
+    fa = np.flatnonzero(~s & (d <= thr))
+    fr = np.flatnonzero(s & (d > thr))
+    fa = fa[np.argsort(d[fa], kind="stable")]
+    fr = fr[np.argsort(-d[fr], kind="stable")]
+    return {
+        "false_accepts": fa[:k].astype(np.int64),
+        "false_rejects": fr[:k].astype(np.int64),
+        "n_false_accepts": int(fa.size),
+        "n_false_rejects": int(fr.size),
+    }
+
+
+# ----------------------------------------------------------------- ranking
+def _positives_matrix(positives: Any, shape: tuple[int, int]) -> np.ndarray:
+    n_users, n_items = shape
+    if isinstance(positives, np.ndarray) and positives.shape == shape:
+        return positives.astype(bool)
+    if isinstance(positives, np.ndarray) and positives.ndim == 2 and positives.dtype == bool:
+        raise ValueError(f"a boolean positives matrix must have shape {shape} like scores; got {positives.shape}.")
+    if len(positives) != n_users:
+        raise ValueError(
+            f"positives must be a boolean ndarray of shape {shape} or a sequence of "
+            f"{n_users} index arrays (one per user); got length {len(positives)}."
+        )
+    mat = np.zeros(shape, dtype=bool)
+    for u, items in enumerate(positives):
+        items = np.asarray(items, dtype=np.int64).ravel()
+        if items.size and (items.min() < 0 or items.max() >= n_items):
+            raise ValueError(f"positives[{u}] has item indices outside [0, {n_items - 1}].")
+        mat[u, items] = True
+    return mat
+
+
+def ranking_metrics(scores: ArrayLike, positives: Any, k: int = 10) -> dict[str, float]:
+    """Top-k recommendation metrics over a full item ranking.
+
+    Each user's items are ranked by decreasing score (ties: smaller item
+    index first). With ``rel(i)`` = 1 when the ``i``-th ranked item is
+    positive and ``P`` the user's number of positives, averaged over users
+    with at least one positive:
+
+    * ``hit_rate_at_k``: 1 if a positive is in the top ``k``.
+    * ``recall_at_k``: ``(sum_{i<=k} rel(i)) / P``.
+    * ``ndcg_at_k``: ``DCG / IDCG`` with ``DCG = sum_{i<=k} rel(i) / log2(i + 1)``
+      and IDCG the DCG of a perfect ranking (``min(k, P)`` positives first).
+    * ``mrr``: ``1 / rank`` of the first positive in the full (untruncated)
+      ranking.
+
+    Items to leave out of the ranking (e.g. training interactions) should be
+    given a score of ``-np.inf``.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_users, n_items)
+        Higher = better; ``-inf`` allowed, NaN not.
+    positives : ndarray of shape (n_users, n_items) or sequence of arrays
+        Either a relevance matrix with the shape of ``scores`` (nonzero /
+        True = relevant) or, per user, an array of relevant item indices.
+    k : int, default 10
+
+    Returns
+    -------
+    dict
+        ``hit_rate_at_k``, ``recall_at_k``, ``ndcg_at_k``, ``mrr`` (floats)
+        and ``n_users`` (users with at least one positive).
+
+    Examples
+    --------
+    >>> scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.3]])
+    >>> m = ranking_metrics(scores, [[2], [0, 1]], k=2)
+    >>> m["hit_rate_at_k"], m["recall_at_k"], m["mrr"]
+    (1.0, 0.75, 0.75)
+    >>> round(m["ndcg_at_k"], 4)  # (1/log2(3) + 1/(1 + 1/log2(3))) / 2
+    0.622
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.size == 0:
+        raise ValueError(f"scores must be a 2-D array of shape (n_users, n_items); got shape {s.shape}.")
+    if np.isnan(s).any() or np.isposinf(s).any():
+        raise ValueError("scores contains NaN or +inf (use -inf to exclude items).")
+    n_users, n_items = s.shape
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_items:
+        raise ValueError(f"k must be an int in [1, n_items={n_items}]; got {k!r}.")
+    pos = _positives_matrix(positives, s.shape)
+    n_pos = pos.sum(axis=1)
+    users = np.flatnonzero(n_pos > 0)
+    if users.size == 0:
+        raise ValueError("No user has a positive item.")
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    idcg_table = np.cumsum(discounts)
+    totals = {"hit_rate_at_k": 0.0, "recall_at_k": 0.0, "ndcg_at_k": 0.0, "mrr": 0.0}
+    chunk = max(1, (1 << 22) // n_items)
+    items = np.arange(n_items)
+    for start in range(0, users.size, chunk):
+        u = users[start : start + chunk]
+        su, pu, npu = s[u], pos[u], n_pos[u]
+        top = np.argsort(-su, axis=1, kind="stable")[:, :k]
+        rel = np.take_along_axis(pu, top, axis=1)
+        hits = rel.sum(axis=1)
+        totals["hit_rate_at_k"] += float(np.count_nonzero(hits))
+        totals["recall_at_k"] += float(np.sum(hits / npu))
+        dcg = rel @ discounts
+        totals["ndcg_at_k"] += float(np.sum(dcg / idcg_table[np.minimum(npu, k) - 1]))
+        best = np.where(pu, su, -np.inf).max(axis=1)
+        at_best = pu & (su == best[:, None])
+        first = np.argmax(at_best, axis=1)
+        ahead = (su > best[:, None]).sum(axis=1) + ((su == best[:, None]) & (items[None, :] < first[:, None])).sum(axis=1)
+        totals["mrr"] += float(np.sum(1.0 / (ahead + 1)))
+    out = {name: value / users.size for name, value in totals.items()}
+    out["n_users"] = int(users.size)
+    return out
+
+
+def sampled_ranking_metrics(pos_scores: ArrayLike, neg_scores: ArrayLike, k: int = 10) -> dict[str, float]:
+    """NCF leave-one-out metrics: one held-out positive vs sampled negatives.
+
+    For user ``u`` the held-out positive's rank (0-based) is the number of
+    its sampled negatives scoring at least as high: ``rank = #{neg >= pos}``
+    (ties count against the positive, so a constant model does not score
+    perfectly). Averaged over users:
+
+    * ``hit_rate_at_k``: ``rank < k``.
+    * ``ndcg_at_k``: ``1 / log2(rank + 2)`` if ``rank < k`` else 0.
+    * ``mrr``: ``1 / (rank + 1)``.
+
+    Parameters
+    ----------
+    pos_scores : array-like of shape (n_users,)
+        Score of each user's held-out positive item (higher = better).
+    neg_scores : array-like of shape (n_users, n_negatives)
+        Scores of its sampled negatives (e.g. 99 in He et al., 2017).
+    k : int, default 10
+
+    Returns
+    -------
+    dict
+        ``hit_rate_at_k``, ``ndcg_at_k``, ``mrr``.
+
+    Examples
+    --------
+    >>> m = sampled_ranking_metrics([0.9, 0.5], [[0.1, 0.2, 0.3], [0.6, 0.7, 0.1]], k=2)
+    >>> m["hit_rate_at_k"], round(m["ndcg_at_k"], 4), round(m["mrr"], 4)
+    (0.5, 0.5, 0.6667)
+    """
+    p = np.asarray(pos_scores, dtype=np.float64)
+    neg = np.asarray(neg_scores, dtype=np.float64)
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"pos_scores must be a non-empty 1-D array of shape (n_users,); got shape {p.shape}.")
+    if neg.ndim != 2 or neg.shape[0] != p.size or neg.shape[1] == 0:
+        raise ValueError(
+            f"neg_scores must have shape ({p.size}, n_negatives) with n_negatives >= 1; got shape {neg.shape}."
+        )
+    if np.isnan(p).any() or np.isnan(neg).any():
+        raise ValueError("pos_scores and neg_scores must not contain NaN.")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int; got {k!r}.")
+    rank = (neg >= p[:, None]).sum(axis=1)
+    hit = rank < k
+    return {
+        "hit_rate_at_k": float(hit.mean()),
+        "ndcg_at_k": float(np.mean(np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0))),
+        "mrr": float(np.mean(1.0 / (rank + 1.0))),
+    }
+
+
+def correlation_metrics(predicted: ArrayLike, gold: ArrayLike) -> dict[str, float]:
+    """Pearson and Spearman correlation (e.g. STS similarity vs gold scores).
+
+    Parameters
+    ----------
+    predicted : array-like of shape (n,)
+        Predicted similarities (e.g. cosine similarity of embedding pairs).
+    gold : array-like of shape (n,)
+        Gold scores, ``n >= 2``.
+
+    Returns
+    -------
+    dict
+        ``{"pearson": r, "spearman": rho}`` from :func:`scipy.stats.pearsonr`
+        and :func:`scipy.stats.spearmanr` (NaN when an input is constant).
+
+    Examples
+    --------
+    >>> m = correlation_metrics([0.1, 0.4, 0.35, 0.8], [1.0, 2.0, 3.0, 4.0])
+    >>> round(m["pearson"], 3), round(m["spearman"], 3)
+    (0.913, 0.8)
+    """
+    from scipy import stats  # noqa: PLC0415
+
+    p = _as_1d_float(predicted, "predicted")
+    g = _as_1d_float(gold, "gold")
+    if p.shape != g.shape or p.size < 2:
+        raise ValueError(f"predicted and gold must have the same shape (n,), n >= 2; got {p.shape} and {g.shape}.")
+    if np.ptp(p) == 0 or np.ptp(g) == 0:
+        return {"pearson": float("nan"), "spearman": float("nan")}
+    return {
+        "pearson": float(stats.pearsonr(p, g).statistic),
+        "spearman": float(stats.spearmanr(p, g).statistic),
+    }
+
+
+# ---------------------------------------------------------------- callback
+class RetrievalEvaluation(_keras_callbacks.Callback):
+    """Keras callback logging retrieval metrics of a validation set.
+
+    Every ``every`` epochs (and at the last epoch) it embeds ``x`` with
+    ``self.model.predict(x)`` and writes ``precision_at_1``, ``map_at_r``,
+    ``r_precision`` and ``recall_at_{k}`` of :func:`retrieval_metrics`
+    (leave-one-out on ``x``, or ``x`` as queries against ``gallery``) into
+    the epoch ``logs`` with ``prefix``, so they show in
+    ``history.history``, progress bars and ``keras.callbacks.CSVLogger``
+    (list this callback before CSVLogger / EarlyStopping /
+    ModelCheckpoint so they see the values). Epochs that are skipped log NaN,
+    so every key has one value per epoch.
+
+    Parameters
+    ----------
+    x : array-like
+        Model inputs of the validation queries.
+    y : array-like of shape (n,)
+        Their labels.
+    every : int, default 1
+        Evaluate every ``every`` epochs.
+    k : int or sequence of int, default (1,)
+        Cut-offs of ``recall_at_k``.
+    metric : {"euclidean", "cosine"}, default "euclidean"
+    prefix : str, default "val_"
+    gallery : tuple (x_gallery, y_gallery), optional
+        Inputs and labels of a separate gallery.
+    batch_size : int, optional
+        Passed to ``model.predict``.
+    backend : {"numpy", "faiss"}, default "numpy"
+
+    Attributes
+    ----------
+    results : list of dict
+        ``(epoch, metrics)`` of each evaluation.
+
+    Examples
+    --------
+    >>> import keras
+    >>> x = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
+    >>> y = np.arange(20) % 2
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> cb = RetrievalEvaluation(x, y, k=(1, 5))
+    >>> h = model.fit(x, np.zeros((20, 3)), epochs=2, verbose=0, callbacks=[cb])
+    >>> sorted(name for name in h.history if name.startswith("val_"))
+    ['val_map_at_r', 'val_precision_at_1', 'val_r_precision', 'val_recall_at_1', 'val_recall_at_5']
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        y: ArrayLike,
+        every: int = 1,
+        k: int | Sequence[int] = (1,),
+        metric: str = "euclidean",
+        prefix: str = "val_",
+        gallery: tuple[Any, ArrayLike] | None = None,
+        batch_size: int | None = None,
+        backend: str = "numpy",
+    ) -> None:
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every must be a positive int; got {every!r}.")
+        if gallery is not None and (not isinstance(gallery, (tuple, list)) or len(gallery) != 2):
+            raise ValueError("gallery must be a tuple (x_gallery, y_gallery).")
+        self.x = x
+        self.y = np.asarray(y)
+        self.every = int(every)
+        self.k = _as_k_tuple(k)
+        self.metric = metric
+        self.prefix = prefix
+        self.gallery = gallery
+        self.batch_size = batch_size
+        self.backend = backend
+        self.results: list[tuple[int, dict[str, float]]] = []
+
+    def _names(self) -> list[str]:
+        return ["precision_at_1", "map_at_r", "r_precision"] + [f"recall_at_{kk}" for kk in self.k]
+
+    def evaluate(self) -> dict[str, float]:
+        """Embed the data with the current model and return the metrics."""
+        emb = np.asarray(self.model.predict(self.x, batch_size=self.batch_size, verbose=0))
+        emb = emb.reshape(emb.shape[0], -1)
+        if self.gallery is None:
+            m = retrieval_metrics(emb, self.y, k=self.k, metric=self.metric, clustering=False, backend=self.backend)
+        else:
+            g = np.asarray(self.model.predict(self.gallery[0], batch_size=self.batch_size, verbose=0))
+            m = retrieval_metrics(
+                emb, self.y, g.reshape(g.shape[0], -1), np.asarray(self.gallery[1]),
+                k=self.k, metric=self.metric, clustering=False, backend=self.backend,
+            )
+        return {name: float(m[name]) for name in self._names()}
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        last = (self.params or {}).get("epochs")
+        if (epoch + 1) % self.every == 0 or (last is not None and epoch + 1 == last):
+            values = self.evaluate()
+            self.results.append((epoch, values))
+        else:
+            values = {name: float("nan") for name in self._names()}
+        if logs is not None:
+            for name, value in values.items():
+                logs[self.prefix + name] = value

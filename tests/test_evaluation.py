@@ -1,0 +1,456 @@
+"""Tests of dmlkeras.evaluation against hand-computed cases and loop references."""
+
+from __future__ import annotations
+
+import csv
+import doctest
+import math
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dmlkeras.evaluation as ev
+from dmlkeras.evaluation import (
+    RetrievalEvaluation,
+    best_threshold,
+    correlation_metrics,
+    hardest_errors,
+    kfold_verification_accuracy,
+    ranking_metrics,
+    retrieval_metrics,
+    sampled_ranking_metrics,
+    verification_metrics,
+)
+
+
+# ------------------------------------------------------------- retrieval
+def reference_retrieval(q, ql, g=None, gl=None, ks=(1, 5, 10), metric="euclidean"):
+    """Musgrave et al. definitions, one query at a time."""
+    loo = g is None
+    if loo:
+        g, gl = q, ql
+    per = {"precision_at_1": [], "r_precision": [], "map_at_r": []}
+    n_queries = 0
+    for kk in ks:
+        per[f"recall_at_{kk}"] = []
+        per[f"precision_at_{kk}"] = []
+    for i in range(len(q)):
+        cand = []
+        for j in range(len(g)):
+            if loo and i == j:
+                continue
+            if metric == "euclidean":
+                dist = float(np.linalg.norm(q[i] - g[j]))
+            else:
+                dist = 1.0 - float(q[i] @ g[j] / (np.linalg.norm(q[i]) * np.linalg.norm(g[j])))
+            cand.append((dist, j))
+        cand.sort()
+        rel = [int(gl[j] == ql[i]) for _, j in cand]
+        r = sum(rel)
+        if r == 0:
+            continue
+        n_queries += 1
+        if 1 not in ks:
+            per["precision_at_1"].append(rel[0])
+        for kk in ks:
+            per[f"recall_at_{kk}"].append(float(sum(rel[:kk]) > 0))
+            per[f"precision_at_{kk}"].append(sum(rel[:kk]) / kk)
+        per["r_precision"].append(sum(rel[:r]) / r)
+        ap = 0.0
+        for pos in range(1, r + 1):
+            if rel[pos - 1]:
+                ap += sum(rel[:pos]) / pos
+        per["map_at_r"].append(ap / r)
+    if n_queries == 0:
+        return {"n_queries": 0}
+    out = {key: float(np.mean(v)) for key, v in per.items()}
+    out["n_queries"] = n_queries
+    return out
+
+
+def test_retrieval_hand_computed_leave_one_out():
+    emb = np.array([[0.0], [1.0], [4.0], [5.0], [3.0]])
+    labels = np.array(["a", "a", "b", "b", "b"])
+    m = retrieval_metrics(emb, labels, k=(1, 2, 3), clustering=False)
+    # query 4 (3.0): 4.0 (b, relevant), then 1.0 and 5.0 tie at distance 2,
+    # 1.0 (a) first by smaller index; R = 2 -> AP = 1/2, R-precision 1/2.
+    assert m["precision_at_1"] == 1.0
+    assert m["r_precision"] == pytest.approx(0.9)
+    assert m["map_at_r"] == pytest.approx(0.9)
+    assert m["recall_at_2"] == 1.0
+    # precision@3: q0 (0): 1,3,4 -> 1/3; q1: 0,3,4 -> 1/3; q2 (4): 3,5,1 -> 2/3;
+    # q3 (5): 4,3,1 -> 2/3; q4 (3): 4,1,5 -> 2/3
+    assert m["precision_at_3"] == pytest.approx((1 / 3 + 1 / 3 + 2 / 3 + 2 / 3 + 2 / 3) / 5)
+    assert m["n_queries"] == 5
+
+
+def test_retrieval_hand_computed_map_at_r():
+    # One query, R = 3 relevant gallery items ranked 1, 3 and 5:
+    # MAP@R = (1/3) (1/1 + 0 + 2/3) = 5/9; R-precision = 2/3.
+    gallery = np.array([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])
+    gallery_labels = np.array([1, 0, 1, 0, 1, 0])
+    m = retrieval_metrics(np.array([[0.0]]), [1], gallery, gallery_labels, k=(1, 2, 4), clustering=False)
+    assert m["map_at_r"] == pytest.approx(5 / 9)
+    assert m["r_precision"] == pytest.approx(2 / 3)
+    assert m["precision_at_2"] == pytest.approx(0.5)
+    assert m["precision_at_4"] == pytest.approx(0.5)
+    assert m["recall_at_1"] == 1.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(4, 30),
+    n_classes=st.integers(1, 5),
+    separate_gallery=st.booleans(),
+    metric=st.sampled_from(["euclidean", "cosine"]),
+    backend=st.sampled_from(["numpy", "faiss"]),
+)
+def test_retrieval_matches_loop_reference(seed, n, n_classes, separate_gallery, metric, backend):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n, 3))
+    ql = rng.integers(0, n_classes, n)
+    g = gl = None
+    if separate_gallery:
+        g = rng.normal(size=(n + 2, 3))
+        gl = rng.integers(0, n_classes, n + 2)
+    ks = (1, 2, 3)
+    ref = reference_retrieval(q, ql, g, gl, ks, metric)
+    if ref["n_queries"] == 0:
+        with pytest.raises(ValueError, match="R = 0"):
+            retrieval_metrics(q, ql, g, gl, k=ks, metric=metric, clustering=False, backend=backend)
+        return
+    m = retrieval_metrics(q, ql, g, gl, k=ks, metric=metric, clustering=False, backend=backend)
+    assert set(m) == set(ref)
+    for key, value in ref.items():
+        assert m[key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_retrieval_chunks_and_large_r(monkeypatch):
+    # Few classes: R (~100) exceeds max(k); a tiny chunk forces many searches.
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    emb = rng.normal(size=(300, 4)) + labels[:, None]
+    ref = reference_retrieval(emb, labels, ks=(1, 5))
+    whole = retrieval_metrics(emb, labels, k=(1, 5), clustering=False)
+    monkeypatch.setattr(ev, "_CHUNK_ELEMENTS", 500)
+    chunked = retrieval_metrics(emb, labels, k=(1, 5), clustering=False)
+    for key in ref:
+        assert whole[key] == pytest.approx(ref[key], abs=1e-12)
+        assert chunked[key] == pytest.approx(ref[key], abs=1e-12)
+
+
+def test_retrieval_lone_queries_and_reported_keys():
+    emb = np.array([[0.0], [0.2], [5.0], [9.0]])
+    labels = np.array([0, 0, 1, 2])  # labels 1 and 2 have no other member
+    m = retrieval_metrics(emb, labels, k=(1, 3), clustering=False)
+    assert m["n_queries"] == 2
+    assert m["precision_at_1"] == 1.0 and m["map_at_r"] == 1.0
+    assert m["precision_at_3"] == pytest.approx(1 / 3)
+    m = retrieval_metrics(emb, labels, k=3, clustering=False)
+    assert "recall_at_3" in m and "recall_at_1" not in m and m["precision_at_1"] == 1.0
+
+
+def test_retrieval_clustering_scores():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 25)
+    separated = rng.normal(size=(100, 5)) * 0.05 + 10 * np.eye(5)[labels]
+    m = retrieval_metrics(separated, labels, k=1)
+    assert m["nmi"] == pytest.approx(1.0) and m["ami"] == pytest.approx(1.0)
+    noise = rng.normal(size=(100, 5))
+    m = retrieval_metrics(noise, labels, k=1)
+    assert 0.0 <= m["nmi"] < 0.3 and m["ami"] < 0.1
+
+
+def test_retrieval_errors():
+    emb = np.zeros((4, 2))
+    with pytest.raises(ValueError, match=r"shape \(n_queries, d\)"):
+        retrieval_metrics(np.zeros(4), [0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        retrieval_metrics(emb, [0, 0, 1])
+    with pytest.raises(ValueError, match="k=10 is larger than the 3"):
+        retrieval_metrics(emb, [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="positive int"):
+        retrieval_metrics(emb, [0, 0, 1, 1], k=0)
+    with pytest.raises(ValueError, match="without gallery_labels"):
+        retrieval_metrics(emb, [0, 0, 1, 1], emb, k=1)
+    with pytest.raises(ValueError, match=r"shape \(n_gallery, 2\)"):
+        retrieval_metrics(emb, [0, 0, 1, 1], np.zeros((4, 3)), [0, 0, 1, 1], k=1)
+    with pytest.raises(ValueError, match="R = 0"):
+        retrieval_metrics(emb, [0, 1, 2, 3], k=1)
+
+
+# ---------------------------------------------------------- verification
+def roc_points(d, s):
+    """(FAR, TAR) at every threshold 'distance <= t', including t = -inf."""
+    pts = [(0.0, 0.0)]
+    for t in np.unique(d):
+        pts.append((float(np.mean(d[~s] <= t)), float(np.mean(d[s] <= t))))
+    return pts
+
+
+pair_data = st.integers(0, 2**31 - 1).flatmap(
+    lambda seed: st.tuples(st.just(seed), st.integers(2, 40), st.sampled_from([2, 5, 1000]))
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pair_data)
+def test_verification_matches_loop_reference(args):
+    seed, n, levels = args
+    rng = np.random.default_rng(seed)
+    s = rng.random(n) < 0.5
+    s[0], s[1] = True, False
+    d = rng.integers(0, levels, n) / levels + 0.3 * ~s  # ties when levels is small
+    m = verification_metrics(d, s)
+    pos, neg = d[s], d[~s]
+    auc = np.mean([(p < q_) + 0.5 * (p == q_) for p in pos for q_ in neg])
+    assert m["roc_auc"] == pytest.approx(auc)
+    pts = roc_points(d, s)
+    # EER: crossing of FAR and FRR, so between these two bounds
+    upper = min(max(far, 1 - tar) for far, tar in pts)
+    lower = max(min(far, 1 - tar) for far, tar in pts)
+    assert lower - 1e-12 <= m["eer"] <= upper + 1e-12
+    for far_max in (1e-3, 1e-2):
+        tar = max(tar for far, tar in pts if far <= far_max)
+        assert m[f"tar_at_far_{far_max:g}"] == pytest.approx(tar)
+    best = max(np.mean((d <= t) == s) for t in np.concatenate([[-np.inf], np.unique(d)]))
+    assert m["accuracy"] == pytest.approx(best)
+    assert np.mean((d <= m["best_threshold"]) == s) == pytest.approx(best)
+
+
+def test_verification_hand_computed():
+    d = np.array([1.0, 2.0, 3.0, 4.0])
+    s = np.array([True, False, True, False])
+    m = verification_metrics(d, s)
+    assert m["roc_auc"] == pytest.approx(0.75)
+    assert m["eer"] == pytest.approx(0.5)
+    assert m["accuracy"] == pytest.approx(0.75)
+    assert m["best_threshold"] == pytest.approx(1.5)
+    assert m["tar_at_far_0.001"] == pytest.approx(0.5)
+    m = verification_metrics([0.0, 0.2, 0.4, 0.6], [1, 0, 1, 0])
+    assert m["eer"] == pytest.approx(0.5)
+    m = verification_metrics([0.0, 0.1, 0.5, 0.6], [1, 1, 0, 0])
+    assert (m["roc_auc"], m["eer"], m["accuracy"], m["tar_at_far_0.01"]) == (1.0, 0.0, 1.0, 1.0)
+
+
+def test_best_threshold_edges_and_ties():
+    # all predicted different is best: threshold just below the minimum
+    thr, acc = best_threshold([0.5, 0.6, 0.1], [False, False, False])
+    assert acc == 1.0 and thr < 0.1 and np.nextafter(thr, np.inf) == 0.1
+    thr, acc = best_threshold([0.5, 0.6], [True, True])
+    assert (thr, acc) == (0.6, 1.0)
+    # equal distances cannot be split
+    thr, acc = best_threshold([0.3, 0.3, 0.3], [True, False, True])
+    assert acc == pytest.approx(2 / 3) and thr == 0.3
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        best_threshold([0.1, 0.2, 0.3], [True, False])
+    with pytest.raises(ValueError, match="boolean"):
+        best_threshold([0.1, 0.2], [2, 0])
+    with pytest.raises(ValueError, match="NaN"):
+        best_threshold([np.nan, 0.2], [1, 0])
+    with pytest.raises(ValueError, match="both same"):
+        verification_metrics([0.1, 0.2], [1, 1])
+
+
+def test_kfold_uses_other_folds_only():
+    # fold 0 alone would be separated perfectly at 0.75, but folds 1-2
+    # choose a threshold near 0.35, which misclassifies half of fold 0.
+    d = np.array([0.6, 0.9, 0.2, 0.5, 0.3, 0.4])
+    s = np.array([True, False, True, False, True, False])
+    mean, std, thr = kfold_verification_accuracy(d, s, n_folds=3)
+    assert thr.shape == (3,)
+    assert thr[0] == pytest.approx(0.35)
+    accs = [np.mean((d[f * 2 : f * 2 + 2] <= thr[f]) == s[f * 2 : f * 2 + 2]) for f in range(3)]
+    assert accs[0] == 0.5
+    assert mean == pytest.approx(np.mean(accs)) and std == pytest.approx(np.std(accs))
+
+
+def test_kfold_explicit_folds_match_reference():
+    rng = np.random.default_rng(2)
+    s = rng.random(60) < 0.5
+    d = rng.random(60) + 0.4 * ~s
+    folds = np.repeat([3, 1, 2], 20)[rng.permutation(60)]
+    mean, std, thr = kfold_verification_accuracy(d, s, folds=folds)
+    accs = []
+    for f, t in zip([1, 2, 3], thr):
+        train = folds != f
+        t_ref, _ = best_threshold(d[train], s[train])
+        assert t == t_ref
+        accs.append(np.mean((d[~train] <= t) == s[~train]))
+    assert mean == pytest.approx(np.mean(accs)) and std == pytest.approx(np.std(accs))
+    # default folds are consecutive equal blocks
+    m_default = kfold_verification_accuracy(d, s, n_folds=3)
+    m_explicit = kfold_verification_accuracy(d, s, folds=np.repeat([0, 1, 2], 20))
+    assert m_default[0] == m_explicit[0]
+    with pytest.raises(ValueError, match="n_folds"):
+        kfold_verification_accuracy(d, s, n_folds=1)
+    with pytest.raises(ValueError, match=r"folds must have shape \(60,\)"):
+        kfold_verification_accuracy(d, s, folds=[0, 1])
+
+
+def test_hardest_errors():
+    d = np.array([0.1, 0.45, 0.2, 0.9, 0.7, 0.05, 0.6, 0.3])
+    s = np.array([False, False, False, True, True, True, True, False])
+    e = hardest_errors(d, s, threshold=0.5, k=3)
+    assert e["false_accepts"].tolist() == [0, 2, 7]  # distances 0.1, 0.2, 0.3
+    assert e["false_rejects"].tolist() == [3, 4, 6]  # distances 0.9, 0.7, 0.6
+    assert e["n_false_accepts"] == 4 and e["n_false_rejects"] == 3
+    e = hardest_errors(d, s, threshold=0.0, k=10)
+    assert e["false_accepts"].size == 0 and e["false_rejects"].tolist() == [3, 4, 6, 5]
+    with pytest.raises(ValueError, match="threshold"):
+        hardest_errors(d, s, threshold=np.nan)
+
+
+# ---------------------------------------------------------------- ranking
+def reference_ranking(scores, pos, k):
+    out = {"hit_rate_at_k": [], "recall_at_k": [], "ndcg_at_k": [], "mrr": []}
+    for u in range(scores.shape[0]):
+        p = set(np.flatnonzero(pos[u]).tolist())
+        if not p:
+            continue
+        order = sorted(range(scores.shape[1]), key=lambda i: (-scores[u, i], i))
+        top = order[:k]
+        hits = [int(i in p) for i in top]
+        out["hit_rate_at_k"].append(float(any(hits)))
+        out["recall_at_k"].append(sum(hits) / len(p))
+        dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+        idcg = sum(1 / math.log2(r + 2) for r in range(min(k, len(p))))
+        out["ndcg_at_k"].append(dcg / idcg)
+        first = next(r for r, i in enumerate(order) if i in p)
+        out["mrr"].append(1 / (first + 1))
+    return {key: float(np.mean(v)) for key, v in out.items()}
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), users=st.integers(1, 8), items=st.integers(1, 12), data=st.data())
+def test_ranking_matches_loop_reference(seed, users, items, data):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 4, (users, items)).astype(float)  # many ties
+    scores[rng.random((users, items)) < 0.1] = -np.inf
+    pos = rng.random((users, items)) < 0.3
+    pos[0, rng.integers(items)] = True
+    k = data.draw(st.integers(1, items))
+    m = ranking_metrics(scores, pos, k=k)
+    ref = reference_ranking(scores, pos, k)
+    for key, value in ref.items():
+        assert m[key] == pytest.approx(value), key
+    as_lists = ranking_metrics(scores, [np.flatnonzero(row) for row in pos], k=k)
+    assert as_lists == m
+    assert m["n_users"] == int(pos.any(axis=1).sum())
+
+
+def test_ranking_hand_computed_and_errors():
+    scores = np.array([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.3, 0.1]])
+    m = ranking_metrics(scores, np.array([[False, True, False, True], [True, False, False, False]]), k=2)
+    # user 0: ranking 0,2,3,1 -> no hit in top 2, first positive at rank 3;
+    # user 1: ranking 1,2,0,3 -> no hit, first positive at rank 3.
+    assert m["hit_rate_at_k"] == 0.0 and m["ndcg_at_k"] == 0.0 and m["mrr"] == pytest.approx(1 / 3)
+    m = ranking_metrics(scores, [[1, 3], [1]], k=3)
+    assert m["hit_rate_at_k"] == 1.0
+    assert m["recall_at_k"] == pytest.approx((1 / 2 + 1) / 2)
+    assert m["ndcg_at_k"] == pytest.approx(((1 / math.log2(4)) / (1 + 1 / math.log2(3)) + 1) / 2)
+    with pytest.raises(ValueError, match=r"shape \(n_users, n_items\)"):
+        ranking_metrics(np.zeros(3), [[0]])
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, n_items=4\]"):
+        ranking_metrics(scores, [[0], [1]], k=5)
+    with pytest.raises(ValueError, match="sequence of 2 index arrays"):
+        ranking_metrics(scores, [[0]], k=1)
+    with pytest.raises(ValueError, match="outside"):
+        ranking_metrics(scores, [[0], [4]], k=1)
+    with pytest.raises(ValueError, match="NaN"):
+        ranking_metrics(np.array([[np.nan, 1.0]]), [[0]], k=1)
+    with pytest.raises(ValueError, match="No user"):
+        ranking_metrics(scores, [[], []], k=1)
+
+
+def test_sampled_ranking_metrics():
+    pos = np.array([0.9, 0.5, 0.5, 0.1])
+    neg = np.array([[0.1, 0.2, 0.3], [0.6, 0.1, 0.2], [0.5, 0.1, 0.2], [0.2, 0.3, 0.4]])
+    # ranks: 0, 1, 1 (a tie counts against the positive), 3
+    m = sampled_ranking_metrics(pos, neg, k=2)
+    assert m["hit_rate_at_k"] == pytest.approx(3 / 4)
+    assert m["ndcg_at_k"] == pytest.approx((1 + 2 / math.log2(3)) / 4)
+    assert m["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 2 + 1 / 4) / 4)
+    # constant scores: every negative ties, so nothing is a hit
+    assert sampled_ranking_metrics(np.ones(3), np.ones((3, 5)), k=5)["hit_rate_at_k"] == 0.0
+    # without ties it agrees with the full ranking of [positive, negatives]
+    rng = np.random.default_rng(0)
+    p, n_ = rng.random(50), rng.random((50, 20))
+    full = ranking_metrics(np.column_stack([p, n_]), [[0]] * 50, k=5)
+    sampled = sampled_ranking_metrics(p, n_, k=5)
+    for key in sampled:
+        assert sampled[key] == pytest.approx(full[key])
+    with pytest.raises(ValueError, match=r"shape \(4, n_negatives\)"):
+        sampled_ranking_metrics(pos, neg[:3])
+    with pytest.raises(ValueError, match="positive int"):
+        sampled_ranking_metrics(pos, neg, k=0)
+
+
+def test_correlation_metrics():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    m = correlation_metrics(x, x**3)
+    assert m["spearman"] == pytest.approx(1.0)
+    assert 0.9 < m["pearson"] < 1.0
+    expected = np.corrcoef(x, x**3)[0, 1]
+    assert m["pearson"] == pytest.approx(expected)
+    assert correlation_metrics(-x, x)["spearman"] == pytest.approx(-1.0)
+    assert math.isnan(correlation_metrics(np.ones(5), x)["pearson"])
+    with pytest.raises(ValueError, match="same shape"):
+        correlation_metrics(x, x[:3])
+
+
+# --------------------------------------------------------------- callback
+def test_retrieval_evaluation_callback(tmp_path):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 8)
+    x = (rng.normal(size=(32, 6)) + 2 * np.eye(6)[y]).astype("float32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="mse")
+    cb = RetrievalEvaluation(x, y, k=(1, 3), metric="cosine")
+    log_path = tmp_path / "log.csv"
+    history = model.fit(
+        x, np.zeros((32, 3)), epochs=2, batch_size=16, verbose=0,
+        callbacks=[cb, keras.callbacks.CSVLogger(str(log_path))],
+    )
+    names = ["val_precision_at_1", "val_map_at_r", "val_r_precision", "val_recall_at_1", "val_recall_at_3"]
+    for name in names:
+        assert len(history.history[name]) == 2
+    expected = retrieval_metrics(model.predict(x, verbose=0), y, k=(1, 3), metric="cosine", clustering=False)
+    assert history.history["val_map_at_r"][-1] == pytest.approx(expected["map_at_r"])
+    assert history.history["val_recall_at_3"][-1] == pytest.approx(expected["recall_at_3"])
+    assert len(cb.results) == 2
+    with open(log_path) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and float(rows[1]["val_map_at_r"]) == pytest.approx(expected["map_at_r"])
+
+
+def test_retrieval_evaluation_every_and_gallery():
+    rng = np.random.default_rng(1)
+    y = np.tile(np.arange(3), 6)
+    x = rng.normal(size=(18, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    cb = RetrievalEvaluation(x[:6], y[:6], every=2, prefix="test_", gallery=(x[6:], y[6:]))
+    history = model.fit(x, np.zeros((18, 2)), epochs=3, verbose=0, callbacks=[cb])
+    values = history.history["test_precision_at_1"]
+    # epoch 1 skipped (NaN), epoch 2 evaluated, epoch 3 is the last one
+    assert math.isnan(values[0]) and not math.isnan(values[1]) and not math.isnan(values[2])
+    assert [epoch for epoch, _ in cb.results] == [1, 2]
+    expected = retrieval_metrics(
+        model.predict(x[:6], verbose=0), y[:6], model.predict(x[6:], verbose=0), y[6:], k=1, clustering=False
+    )
+    assert values[2] == pytest.approx(expected["precision_at_1"])
+    with pytest.raises(ValueError, match="every"):
+        RetrievalEvaluation(x, y, every=0)
+    with pytest.raises(ValueError, match="gallery"):
+        RetrievalEvaluation(x, y, gallery=x)
+
+
+def test_docstring_examples():
+    result = doctest.testmod(ev, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
