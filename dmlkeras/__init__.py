@@ -8,7 +8,8 @@ Importing ``dmlkeras`` registers every custom loss, layer and metric with
 Keras, so saved ``.keras`` models load without ``custom_objects``.
 """
 
-from dmlkeras import data, datasets, distances, evaluation, index, losses, mining, models, reducers, viz
+from dmlkeras import callbacks, data, datasets, distances, evaluation, index, losses, metrics, mining, models, reducers, viz
+from dmlkeras.callbacks import CollapseMonitor, CollapseWarning
 from dmlkeras.data import (
     ClassBalancedBatches,
     PairsDataset,
@@ -31,6 +32,14 @@ from dmlkeras.evaluation import (
     verification_metrics,
 )
 from dmlkeras.index import NearestNeighbors
+from dmlkeras.metrics import (
+    ActiveTripletFraction,
+    DistanceGap,
+    EmbeddingNormMean,
+    EmbeddingNormStd,
+    MeanNegativeDistance,
+    MeanPositiveDistance,
+)
 from dmlkeras.models import (
     build_embedding_model,
     build_quadruplet_model,

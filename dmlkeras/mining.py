@@ -153,6 +153,23 @@ def _over_positive_slots(distances: Tensor, labels: Tensor, body, init):
     return ops.fori_loop(0, slots, step, init)
 
 
+def _first_column(condition: Tensor) -> Tensor:
+    """Per row, the first column where ``condition`` holds (``m`` where none does).
+
+    A min-reduction over column indices: much faster than ``argmin`` on XLA CPU.
+    """
+    columns = ops.expand_dims(ops.arange(ops.shape(condition)[1], dtype="int32"), 0)
+    return ops.min(ops.where(condition, columns, ops.shape(condition)[1]), axis=1)
+
+
+def _extreme_column(values: Tensor, mask: Tensor, largest: bool) -> Tensor:
+    """Per row, the first column holding the masked minimum (or maximum) of ``values``."""
+    filler = float("-inf") if largest else float("inf")
+    masked = ops.where(mask, values, filler)
+    best = (ops.max if largest else ops.min)(masked, axis=1, keepdims=True)
+    return _first_column(ops.logical_and(mask, ops.equal(masked, best)))
+
+
 def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Semi-hard negative distance for every anchor-positive pair (FaceNet).
 
@@ -190,15 +207,17 @@ def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     """
     negatives = negative_mask(labels)
     stopped = ops.stop_gradient(distances)
-    farthest = ops.argmax(ops.where(negatives, stopped, -1.0), axis=1)
+    farthest = _extreme_column(stopped, negatives, largest=True)
 
     def choose(slot_mask, slot_distance, chosen):
         farther = ops.logical_and(negatives, stopped > slot_distance)
-        closest_farther = ops.argmin(ops.where(farther, stopped, float("inf")), axis=1)
+        closest_farther = _extreme_column(stopped, farther, largest=False)
         column = ops.where(ops.any(farther, axis=1), closest_farther, farthest)
-        return ops.where(slot_mask, ops.expand_dims(ops.cast(column, "int32"), 1), chosen)
+        return ops.where(slot_mask, ops.expand_dims(column, 1), chosen)
 
     chosen = _over_positive_slots(distances, labels, choose, ops.zeros(ops.shape(stopped), "int32"))
+    # Rows without a negative point one past the end: clip them (they are not valid).
+    chosen = ops.minimum(chosen, ops.shape(stopped)[1] - 1)
     values = ops.take_along_axis(distances, chosen, axis=1)
     valid = ops.logical_and(positive_mask(labels), ops.any(negatives, axis=1, keepdims=True))
     return values, valid

@@ -1,0 +1,244 @@
+"""Keras callbacks that watch metric-learning training for silent failures.
+
+:class:`CollapseMonitor` reads the diagnostics of :mod:`dmlkeras.metrics`
+from the epoch logs and warns, with a :class:`CollapseWarning`, when they
+show the embedding collapsing to nearly one point.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+
+__all__ = ["CollapseMonitor", "CollapseWarning"]
+
+REMEDIES = (
+    "Usual remedies: (1) class-balanced P x K batches (dmlkeras.data.ClassBalancedBatches), so every "
+    "anchor has positives and negatives; (2) semi-hard instead of hard mining at the start "
+    "(TripletLoss(mining='semi-hard')), moving to hard mining once the loss falls; (3) a lower learning "
+    "rate (e.g. Adam at 1e-4 instead of 1e-3); (4) L2-normalised embeddings "
+    "(keras.layers.UnitNormalization or dmlkeras.models.L2Normalize) with a margin suited to their scale "
+    "(0.1 to 0.5 for euclidean distances on the unit sphere)."
+)
+
+
+class CollapseWarning(UserWarning):
+    """Warned by :class:`CollapseMonitor` when the embedding seems to have collapsed."""
+
+
+class CollapseMonitor(keras.callbacks.Callback):
+    """Warn (and optionally stop) when the embeddings collapse to nearly one point.
+
+    The classic silent failure of metric learning: every embedding ends up
+    at nearly the same place, all distances are nearly equal, the triplet
+    loss sits at the margin, and nothing is learned. At the end of every
+    epoch the monitor looks for two signs of it in the logs:
+
+    * *no distance gap*: ``|distance_gap| <= min_gap * mean distance``,
+      where the mean distance is the average of the mean positive-pair and
+      mean negative-pair distances (an embedding whose distances are all 0
+      qualifies);
+    * *saturated loss*: ``active_triplet_fraction >= min_active`` and the
+      loss within ``min_gap * margin`` of the loss of a collapsed embedding
+      (the margin; ``log(2)`` for a soft-margin loss).
+
+    An epoch showing either counts; after ``patience`` such epochs in a row
+    the monitor warns once per ``fit``, in plain words, with the usual
+    remedies, and sets ``model.stop_training`` when ``stop=True``.
+
+    Parameters
+    ----------
+    patience : int, default 2
+        Consecutive collapsed-looking epochs before warning.
+    min_gap : float, default 0.05
+        Relative tolerance: the distance gap counts as none below
+        ``min_gap`` times the mean distance, and the loss counts as "at the
+        margin" within ``min_gap`` times the margin.
+    min_active : float, default 0.95
+        Active-triplet fraction from which the loss counts as saturated.
+    margin : float, optional
+        The loss of a collapsed embedding, i.e. the margin of the triplet
+        loss. By default it is read from the compiled loss (e.g.
+        :class:`dmlkeras.losses.TripletLoss`): its ``margin`` attribute, or
+        ``log(2)`` when it has ``soft=True``. The saturated-loss sign is not
+        checked when neither gives a value.
+    stop : bool, default False
+        Stop training when warning.
+    monitor_prefix : str, default ""
+        Prefix of the log keys: ``""`` for the training metrics, ``"val_"``
+        for the validation ones.
+
+    Attributes
+    ----------
+    collapse_epoch : int or None
+        The (0-based) epoch at which the monitor warned during the last
+        ``fit``, or None.
+
+    Notes
+    -----
+    The monitor reads the log keys of the metrics of :mod:`dmlkeras.metrics`
+    under their default names, so compile them with those names. The
+    distance-gap sign needs two of ``distance_gap``,
+    ``mean_positive_distance`` and ``mean_negative_distance`` (i.e. two of
+    :class:`~dmlkeras.metrics.DistanceGap`,
+    :class:`~dmlkeras.metrics.MeanPositiveDistance`,
+    :class:`~dmlkeras.metrics.MeanNegativeDistance`); the saturated-loss
+    sign needs ``active_triplet_fraction``
+    (:class:`~dmlkeras.metrics.ActiveTripletFraction`, with the loss's
+    margin and mining), ``loss`` and a margin. When neither sign can be
+    read, the monitor warns once (a plain ``UserWarning``) saying what to
+    add to ``compile(metrics=...)``. Epochs are judged on the epoch
+    averages that Keras logs; an epoch whose batches held no pair at all
+    (every batch a single sample) logs distances of 0 and so looks
+    collapsed too.
+
+    Examples
+    --------
+    A model whose output is constant has collapsed from the start:
+
+    >>> import warnings
+    >>> import numpy as np
+    >>> import keras
+    >>> from dmlkeras.losses import TripletLoss
+    >>> from dmlkeras.metrics import ActiveTripletFraction, MeanNegativeDistance, MeanPositiveDistance
+    >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    >>> y = np.arange(32) % 4
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, kernel_initializer="zeros")])
+    >>> model.compile(optimizer="adam", loss=TripletLoss(mining="hard"),
+    ...               metrics=[ActiveTripletFraction(mining="hard"), MeanPositiveDistance(), MeanNegativeDistance()])
+    >>> monitor = CollapseMonitor(patience=2, stop=True)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     history = model.fit(x, y, batch_size=16, epochs=5, verbose=0, callbacks=[monitor])
+    >>> len(history.history["loss"]), monitor.collapse_epoch
+    (2, 1)
+    >>> [w.category.__name__ for w in caught if issubclass(w.category, CollapseWarning)]
+    ['CollapseWarning']
+    """
+
+    def __init__(
+        self,
+        patience: int = 2,
+        min_gap: float = 0.05,
+        min_active: float = 0.95,
+        margin: float | None = None,
+        stop: bool = False,
+        monitor_prefix: str = "",
+    ) -> None:
+        super().__init__()
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive int; got {patience!r}.")
+        if not min_gap >= 0:
+            raise ValueError(f"min_gap must be >= 0; got {min_gap!r}.")
+        if not 0 <= min_active <= 1:
+            raise ValueError(f"min_active must be in [0, 1]; got {min_active!r}.")
+        if margin is not None and not margin > 0:
+            raise ValueError(f"margin must be > 0 or None; got {margin!r}.")
+        self.patience = patience
+        self.min_gap = float(min_gap)
+        self.min_active = float(min_active)
+        self.margin = None if margin is None else float(margin)
+        self.stop = bool(stop)
+        self.monitor_prefix = monitor_prefix
+        self.collapse_epoch: int | None = None
+        self._streak = 0
+        self._missing_warned = False
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self.collapse_epoch = None
+        self._streak = 0
+        self._missing_warned = False
+
+    def _get(self, logs: Mapping[str, Any], key: str) -> float | None:
+        value = logs.get(self.monitor_prefix + key)
+        return None if value is None else float(value)
+
+    def _gap_sign(self, logs: Mapping[str, Any]) -> str | None:
+        """Why the gap looks collapsed; ``""`` when it does not, None when the logs lack it."""
+        gap = self._get(logs, "distance_gap")
+        positive = self._get(logs, "mean_positive_distance")
+        negative = self._get(logs, "mean_negative_distance")
+        if positive is not None and negative is not None:
+            gap = negative - positive if gap is None else gap
+            scale = (positive + negative) / 2
+        elif gap is not None and positive is not None:
+            scale = positive + gap / 2
+        elif gap is not None and negative is not None:
+            scale = negative - gap / 2
+        else:
+            return None
+        if abs(gap) > self.min_gap * scale:
+            return ""
+        if scale == 0:
+            return "every distance between embeddings is 0"
+        return (
+            f"the distance gap (mean negative-pair minus mean positive-pair distance) is {gap:.4g}, "
+            f"within {self.min_gap:.0%} of the mean distance {scale:.4g}"
+        )
+
+    def _collapsed_loss(self) -> float | None:
+        """The loss of a collapsed embedding: the margin, or log(2) for a soft margin."""
+        if self.margin is not None:
+            return self.margin
+        loss = getattr(self.model, "loss", None)
+        return math.log(2.0) if getattr(loss, "soft", False) else getattr(loss, "margin", None)
+
+    def _saturation_sign(self, logs: Mapping[str, Any]) -> str | None:
+        """Why the loss looks saturated; ``""`` when it does not, None when the logs lack it."""
+        active = self._get(logs, "active_triplet_fraction")
+        loss = self._get(logs, "loss")
+        collapsed_loss = self._collapsed_loss()
+        if active is None or loss is None or collapsed_loss is None:
+            return None
+        if active < self.min_active or abs(loss - collapsed_loss) > self.min_gap * collapsed_loss:
+            return ""
+        return (
+            f"{active:.1%} of the triplets are active and the loss ({loss:.4g}) sits at the value of a "
+            f"collapsed embedding ({collapsed_loss:.4g})"
+        )
+
+    def _warn_missing(self) -> None:
+        self._missing_warned = True
+        prefix = self.monitor_prefix
+        warnings.warn(
+            "CollapseMonitor cannot check for collapse: the epoch logs have neither two of "
+            f"'{prefix}distance_gap', '{prefix}mean_positive_distance', '{prefix}mean_negative_distance' "
+            f"nor '{prefix}active_triplet_fraction' with '{prefix}loss' and a known margin. Add the metrics "
+            "to compile, keeping their default names, e.g. model.compile(..., metrics=["
+            "dmlkeras.metrics.MeanPositiveDistance(), dmlkeras.metrics.MeanNegativeDistance(), "
+            "dmlkeras.metrics.ActiveTripletFraction(margin=..., mining=...)]) (the last one with the loss's "
+            "margin and mining; pass CollapseMonitor(margin=...) if the loss has no 'margin' attribute)"
+            + (", and validation_data to fit for the 'val_' keys." if prefix == "val_" else "."),
+            UserWarning,
+            stacklevel=2,
+        )
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        logs = logs or {}
+        signs = [self._gap_sign(logs), self._saturation_sign(logs)]
+        if all(sign is None for sign in signs):
+            if not self._missing_warned:
+                self._warn_missing()
+            return
+        reasons = [sign for sign in signs if sign]
+        self._streak = self._streak + 1 if reasons else 0
+        if self._streak < self.patience or self.collapse_epoch is not None:
+            return
+        self.collapse_epoch = epoch
+        action = " Training stopped (stop=True)." if self.stop else ""
+        warnings.warn(
+            f"The embedding seems to have collapsed (epoch {epoch + 1}, {self._streak} epochs in a row): "
+            + "; and ".join(reasons)
+            + ". All embeddings sit at nearly the same point, so every distance is nearly the same, the "
+            "loss stays at the margin and the model learns nothing about the classes. "
+            + REMEDIES
+            + action,
+            CollapseWarning,
+            stacklevel=2,
+        )
+        if self.stop:
+            self.model.stop_training = True

@@ -1,0 +1,201 @@
+"""CollapseMonitor: its rule on hand-written epoch logs, then on a model made
+to collapse (must warn, and stop with stop=True) and on one that learns
+(must not warn)."""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from dmlkeras.callbacks import CollapseMonitor, CollapseWarning
+from dmlkeras.losses import TripletLoss
+from dmlkeras.metrics import (
+    ActiveTripletFraction,
+    DistanceGap,
+    MeanNegativeDistance,
+    MeanPositiveDistance,
+)
+
+COLLAPSED = {"loss": 1.0, "active_triplet_fraction": 1.0, "mean_positive_distance": 0.0, "mean_negative_distance": 0.0}
+HEALTHY = {"loss": 0.3, "active_triplet_fraction": 0.4, "mean_positive_distance": 0.5, "mean_negative_distance": 1.5}
+
+
+def _model(loss=None):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss=loss or TripletLoss(margin=1.0, mining="hard"))
+    return model
+
+
+def _run(monitor, epoch_logs, loss=None):
+    """Feed ``epoch_logs`` to ``monitor`` as one fit; return the warnings raised."""
+    monitor.set_model(_model(loss))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monitor.on_train_begin()
+        for epoch, logs in enumerate(epoch_logs):
+            monitor.on_epoch_end(epoch, dict(logs))
+    return caught
+
+
+def _collapse_warnings(caught):
+    return [w for w in caught if issubclass(w.category, CollapseWarning)]
+
+
+# ---------------------------------------------------------------- the rule, on hand-written logs
+def test_warns_once_after_patience_epochs_and_names_the_remedies():
+    monitor = CollapseMonitor(patience=3)
+    caught = _run(monitor, [COLLAPSED] * 6)
+    (warning,) = _collapse_warnings(caught)
+    assert len(caught) == 1
+    assert monitor.collapse_epoch == 2
+    text = str(warning.message)
+    for remedy in ("P x K", "semi-hard", "learning rate", "normalised", "margin"):
+        assert remedy in text
+    assert "epoch 3" in text
+    assert not monitor.model.stop_training
+
+
+def test_a_healthy_epoch_resets_the_count():
+    monitor = CollapseMonitor(patience=2)
+    caught = _run(monitor, [COLLAPSED, HEALTHY, COLLAPSED, HEALTHY, COLLAPSED])
+    assert not caught and monitor.collapse_epoch is None
+    assert len(_collapse_warnings(_run(monitor, [HEALTHY, COLLAPSED, COLLAPSED]))) == 1
+
+
+def test_stop_sets_stop_training():
+    monitor = CollapseMonitor(patience=2, stop=True)
+    _run(monitor, [COLLAPSED, COLLAPSED])
+    assert monitor.model.stop_training
+
+
+def test_distance_gap_sign_alone():
+    # Distances far from 0 but equal for both kinds of pair: no class structure.
+    flat = {"mean_positive_distance": 2.0, "mean_negative_distance": 2.05}
+    assert len(_collapse_warnings(_run(CollapseMonitor(patience=2, min_gap=0.05), [flat] * 2))) == 1
+    assert not _run(CollapseMonitor(patience=2, min_gap=0.01), [flat] * 2)
+    # Any two of the three distance keys give the gap and the mean distance.
+    for keys in (("distance_gap", "mean_positive_distance"), ("distance_gap", "mean_negative_distance")):
+        logs = {"distance_gap": 0.05, "mean_positive_distance": 2.0, "mean_negative_distance": 2.05}
+        logs = {k: logs[k] for k in keys}
+        assert len(_collapse_warnings(_run(CollapseMonitor(patience=2), [logs] * 2))) == 1
+        logs["distance_gap"] = 0.5
+        assert not _run(CollapseMonitor(patience=2), [logs] * 2)
+
+
+def test_saturated_loss_sign_alone():
+    at_margin = {"loss": 1.01, "active_triplet_fraction": 0.99}
+    assert len(_collapse_warnings(_run(CollapseMonitor(patience=2), [at_margin] * 2))) == 1
+    # Hard mining keeps most triplets active while a model learns: not a collapse.
+    learning = {"loss": 0.6, "active_triplet_fraction": 0.99}
+    assert not _run(CollapseMonitor(patience=2), [learning] * 3)
+    few_active = {"loss": 1.0, "active_triplet_fraction": 0.5}
+    assert not _run(CollapseMonitor(patience=2), [few_active] * 3)
+
+
+def test_margin_comes_from_the_loss_or_the_argument():
+    logs = {"loss": 0.2, "active_triplet_fraction": 1.0}
+    loss = TripletLoss(margin=0.2)
+    assert len(_collapse_warnings(_run(CollapseMonitor(patience=2), [logs] * 2, loss=loss))) == 1
+    assert not _run(CollapseMonitor(patience=2, margin=1.0), [logs] * 2, loss=loss)
+    soft = {"loss": math.log(2.0), "active_triplet_fraction": 1.0}
+    caught = _run(CollapseMonitor(patience=2), [soft] * 2, loss=TripletLoss(mining="hard", soft=True))
+    assert len(_collapse_warnings(caught)) == 1
+
+
+def test_missing_metrics_warn_once_with_what_to_add():
+    caught = _run(CollapseMonitor(), [{"loss": 1.0}] * 3)
+    assert len(caught) == 1 and caught[0].category is UserWarning
+    text = str(caught[0].message)
+    assert "MeanPositiveDistance" in text and "ActiveTripletFraction" in text
+    # A loss without a margin: the active fraction alone cannot be judged.
+    no_margin = {"loss": 1.0, "active_triplet_fraction": 1.0}
+    assert len(_run(CollapseMonitor(), [no_margin] * 3, loss="mse")) == 1
+    assert len(_collapse_warnings(_run(CollapseMonitor(margin=1.0), [no_margin] * 3, loss="mse"))) == 1
+
+
+def test_monitor_prefix_reads_validation_keys():
+    val_collapsed = {"val_" + key: value for key, value in COLLAPSED.items()}
+    logs = {**HEALTHY, **val_collapsed}
+    assert len(_collapse_warnings(_run(CollapseMonitor(monitor_prefix="val_"), [logs] * 2))) == 1
+    assert not _run(CollapseMonitor(), [logs] * 2)
+    caught = _run(CollapseMonitor(monitor_prefix="val_"), [HEALTHY] * 2)
+    assert len(caught) == 1 and "validation_data" in str(caught[0].message)
+
+
+def test_bad_arguments_raise():
+    for kwargs in ({"patience": 0}, {"patience": 1.5}, {"min_gap": -0.1}, {"min_active": 2.0}, {"margin": 0.0}):
+        with pytest.raises(ValueError):
+            CollapseMonitor(**kwargs)
+
+
+# ---------------------------------------------------------------- real training
+def _metrics():
+    return [
+        ActiveTripletFraction(margin=1.0, mining="hard"),
+        DistanceGap(),
+        MeanPositiveDistance(),
+        MeanNegativeDistance(),
+    ]
+
+
+def _blobs(seed=0, n_per_class=16, classes=4, d=8):
+    rng = np.random.default_rng(seed)
+    centres = 4.0 * rng.normal(size=(classes, d))
+    y = np.repeat(np.arange(classes), n_per_class)
+    x = (centres[y] + rng.normal(size=(len(y), d))).astype("float32")
+    order = rng.permutation(len(y))
+    return x[order], y[order]
+
+
+def _collapsed_model():
+    # Zero kernel and bias: every embedding is the origin, every distance 0,
+    # and the (safe) euclidean distance has a zero gradient there: it stays so.
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, kernel_initializer="zeros")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=TripletLoss(margin=1.0, mining="hard"), metrics=_metrics()
+    )
+    return model
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_collapsed_model_warns_and_stops(stop):
+    x, y = _blobs()
+    model = _collapsed_model()
+    monitor = CollapseMonitor(patience=2, stop=stop)
+    with pytest.warns(CollapseWarning, match="every distance between embeddings is 0") as caught:
+        history = model.fit(x, y, batch_size=32, epochs=4, verbose=0, callbacks=[monitor])
+    assert len(_collapse_warnings(caught)) == 1
+    assert monitor.collapse_epoch == 1
+    assert history.history["loss"][-1] == pytest.approx(1.0)
+    assert history.history["active_triplet_fraction"][-1] == pytest.approx(1.0)
+    assert history.history["distance_gap"][-1] == pytest.approx(0.0)
+    assert len(history.history["loss"]) == (2 if stop else 4)
+
+
+def test_learning_model_does_not_warn():
+    x, y = _blobs(seed=1)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(4, kernel_initializer=keras.initializers.GlorotUniform(0))]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss=TripletLoss(margin=1.0, mining="semi-hard"), metrics=_metrics()
+    )
+    monitor = CollapseMonitor(patience=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, batch_size=32, epochs=4, verbose=0, callbacks=[monitor])
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]
+    assert monitor.collapse_epoch is None
+    gaps = history.history["distance_gap"]
+    assert min(gaps) > 0.5 * history.history["mean_positive_distance"][0]
+
+
+def test_fit_without_the_metrics_warns_what_to_add():
+    x, y = _blobs()
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    model.compile(optimizer="adam", loss=TripletLoss())
+    with pytest.warns(UserWarning, match="MeanPositiveDistance") as caught:
+        model.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[CollapseMonitor()])
+    assert len([w for w in caught if "CollapseMonitor cannot" in str(w.message)]) == 1
