@@ -8,7 +8,21 @@ Importing ``dmlkeras`` registers every custom loss, layer and metric with
 Keras, so saved ``.keras`` models load without ``custom_objects``.
 """
 
-from dmlkeras import callbacks, data, datasets, distances, evaluation, index, losses, metrics, mining, models, reducers, viz
+from dmlkeras import (
+    callbacks,
+    data,
+    datasets,
+    distances,
+    evaluation,
+    heads,
+    index,
+    losses,
+    metrics,
+    mining,
+    models,
+    reducers,
+    viz,
+)
 from dmlkeras.callbacks import CollapseMonitor, CollapseWarning
 from dmlkeras.data import (
     ClassBalancedBatches,
@@ -21,7 +35,12 @@ from dmlkeras.data import (
     make_triplet_indices,
     make_triplets,
 )
-from dmlkeras.distances import cosine_similarity_matrix, l2_normalize, paired_distances, pairwise_distances
+from dmlkeras.distances import (
+    cosine_similarity_matrix,
+    l2_normalize,
+    paired_distances,
+    pairwise_distances,
+)
 from dmlkeras.evaluation import (
     RetrievalEvaluation,
     correlation_metrics,
@@ -30,6 +49,13 @@ from dmlkeras.evaluation import (
     retrieval_metrics,
     sampled_ranking_metrics,
     verification_metrics,
+)
+from dmlkeras.heads import (
+    ArcFace,
+    CenterLoss,
+    CosFace,
+    ProxyAnchorLoss,
+    TripletCenterLoss,
 )
 from dmlkeras.index import NearestNeighbors
 from dmlkeras.metrics import (

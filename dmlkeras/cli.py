@@ -158,13 +158,12 @@ def _check_writable(out: Path) -> None:
         raise CommandError(f"cannot write to --out {str(out)!r}: {error.strerror}") from None
 
 
-def _diagnostic_metrics() -> list:
-    """The training diagnostics of dmlkeras.metrics, when that module is available."""
-    try:
-        from dmlkeras import metrics
-    except ImportError:
-        return []
-    return [metrics.DistanceGap(), metrics.ActiveTripletFraction(margin=0.2, mining="all")]
+def _diagnostic_metrics(loss) -> list:
+    """Training diagnostics logged beside the loss (see dmlkeras.metrics)."""
+    from dmlkeras import metrics
+
+    margin = getattr(loss, "margin", 0.2)
+    return [metrics.DistanceGap(), metrics.ActiveTripletFraction(margin=margin, mining="all")]
 
 
 def train(args: argparse.Namespace) -> dict[str, float]:
@@ -173,6 +172,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     _check_writable(out)
     import keras
 
+    from dmlkeras.callbacks import CollapseMonitor
     from dmlkeras.data import ClassBalancedBatches
     from dmlkeras.evaluation import RetrievalEvaluation, retrieval_metrics
     from dmlkeras.models import build_embedding_model
@@ -182,11 +182,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     split = load_split(args.dataset, seed=args.seed, quick=args.quick)
     x_train, y_train, x_test, y_test = split["x_train"], split["y_train"], split["x_test"], split["y_test"]
     model = build_embedding_model(x_train.shape[1:], embedding_dim=args.embedding_dim, backbone="cnn")
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss=_loss_factories()[args.loss](),
-        metrics=_diagnostic_metrics(),
-    )
+    loss = _loss_factories()[args.loss]()
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss, metrics=_diagnostic_metrics(loss))
     batches = ClassBalancedBatches(
         x_train, y_train, classes_per_batch=args.classes_per_batch, samples_per_class=args.samples_per_class, seed=args.seed
     )
@@ -197,6 +194,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         verbose=2 if args.quiet else "auto",
         callbacks=[
             RetrievalEvaluation(x_test, y_test),
+            CollapseMonitor(),
             keras.callbacks.CSVLogger(str(out / "history.csv")),
         ],
     )

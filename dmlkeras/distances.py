@@ -81,12 +81,29 @@ def resolve_metric(metric: str) -> str:
     return name
 
 
-def _as_float(x: Tensor, name: str) -> Tensor:
+def as_float32(x: Tensor) -> Tensor:
+    """Cast half-precision (float16, bfloat16) or integer input to float32.
+
+    float32 and float64 pass through unchanged. Every distance and loss of
+    dmlkeras computes in at least float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> keras.backend.standardize_dtype(as_float32(np.ones(2, "float16")).dtype)
+    'float32'
+    """
     x = ops.convert_to_tensor(x)
-    if len(x.shape) != 2:
-        raise ValueError(f"{name} must have shape (n, d); got shape {tuple(x.shape)}.")
     if keras.backend.standardize_dtype(x.dtype) not in ("float32", "float64"):
         x = ops.cast(x, "float32")
+    return x
+
+
+def _as_float(x: Tensor, name: str) -> Tensor:
+    x = as_float32(x)
+    if len(x.shape) != 2:
+        raise ValueError(f"{name} must have shape (n, d); got shape {tuple(x.shape)}.")
     return x
 
 
@@ -112,9 +129,7 @@ def l2_normalize(x: Tensor, axis: int = -1) -> Tensor:
     >>> np.round(keras.ops.convert_to_numpy(l2_normalize(np.array([[3.0, 4.0]], "float32"))), 2)
     array([[0.6, 0.8]], dtype=float32)
     """
-    x = ops.convert_to_tensor(x)
-    if keras.backend.standardize_dtype(x.dtype) not in ("float32", "float64"):
-        x = ops.cast(x, "float32")
+    x = as_float32(x)
     squared_norm = ops.sum(ops.square(x), axis=axis, keepdims=True)
     return x * ops.rsqrt(ops.maximum(squared_norm, _EPSILON))
 

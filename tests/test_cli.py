@@ -34,7 +34,8 @@ def test_train_writes_every_output(trained):
     assert 0.0 <= metrics["precision_at_1"] <= 1.0 and metrics["loss"] == "triplet-hard"
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert len(rows) == 1 and float(rows[0]["loss"]) >= 0.0
-    assert "val_precision_at_1" in rows[0]
+    for column in ("val_precision_at_1", "distance_gap", "active_triplet_fraction"):
+        assert column in rows[0], column
     assert len((out / "projector/vectors.tsv").read_text().splitlines()) == 540
     assert '"precision_at_1"' in result.stdout
 

@@ -7,23 +7,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from dmlkeras.distances import as_float32
+
 Tensor = Any
-
-
-def as_float32(x: Tensor) -> Tensor:
-    """Cast half-precision (float16, bfloat16) or integer input to float32.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import keras
-    >>> keras.backend.standardize_dtype(as_float32(np.ones(2, "float16")).dtype)
-    'float32'
-    """
-    x = ops.convert_to_tensor(x)
-    if keras.backend.standardize_dtype(x.dtype) not in ("float32", "float64"):
-        x = ops.cast(x, "float32")
-    return x
 
 
 def check_labels_and_embeddings(y_true: Tensor, y_pred: Tensor) -> tuple[Tensor, Tensor]:

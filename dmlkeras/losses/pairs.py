@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras.distances import pairwise_distances, resolve_metric
-from dmlkeras.losses.base import InBatchLoss, as_float32
+from dmlkeras.distances import as_float32, pairwise_distances, resolve_metric
+from dmlkeras.losses.base import InBatchLoss
 from dmlkeras.mining import negative_mask, positive_mask
 from dmlkeras.reducers import nonzero_mean
 

@@ -7,12 +7,17 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras.distances import paired_distances, pairwise_distances, resolve_metric
-from dmlkeras.losses.base import InBatchLoss, as_float32
+from dmlkeras.distances import (
+    as_float32,
+    paired_distances,
+    pairwise_distances,
+    resolve_metric,
+)
+from dmlkeras.losses.base import InBatchLoss
 from dmlkeras.mining import (
+    active_triplet_counts,
     hardest_negative,
     hardest_positive,
-    active_triplet_counts,
     semihard_negative,
 )
 from dmlkeras.reducers import masked_mean

@@ -1,0 +1,185 @@
+"""Quadruplet loss (Chen et al., CVPR 2017): on explicit quadruplets and mined in a batch.
+
+The quadruplet loss adds to the triplet term a second term that pushes the
+anchor-positive distance below the distance of a *negative pair* that does
+not involve the anchor's class:
+
+.. math::
+
+    [d(a, p) - d(a, n_1) + m_1]_+ + [d(a, p) - d(n_1, n_2) + m_2]_+,
+
+with ``labels(n1) != labels(n2)``, both different from the anchor's, and
+``m1 > m2`` (``margin_pos`` and ``margin_neg`` here). Chen et al. use the
+square of a learned metric; ``metric="squared_euclidean"`` is the closest
+fixed-metric reading, ``"euclidean"`` (the default, as in
+:mod:`dmlkeras.losses.triplets`) keeps the margins in distance units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from dmlkeras.distances import (
+    as_float32,
+    paired_distances,
+    pairwise_distances,
+    resolve_metric,
+)
+from dmlkeras.losses.base import InBatchLoss
+from dmlkeras.mining import hardest_negative, hardest_negative_pair, hardest_positive
+from dmlkeras.reducers import masked_mean
+
+Tensor = Any
+
+MINING = ("hard",)
+
+
+@keras.saving.register_keras_serializable(package="dmlkeras")
+class QuadrupletMarginLoss(keras.losses.Loss):
+    """Quadruplet loss on explicit (anchor, positive, negative1, negative2) quadruplets.
+
+    Per quadruplet
+    ``max(d(a, p) - d(a, n1) + margin_pos, 0) + max(d(a, p) - d(n1, n2) + margin_neg, 0)``,
+    averaged over the quadruplets. ``n1`` and ``n2`` must be of two classes
+    both different from the anchor's (what
+    :func:`dmlkeras.models.build_quadruplet_model` is fed).
+
+    Parameters
+    ----------
+    margin_pos : float, default 1.0
+        Margin of the triplet term (``alpha_1`` in the paper).
+    margin_neg : float, default 0.5
+        Margin of the negative-pair term (``alpha_2``, smaller than ``alpha_1``).
+    metric : str, default "euclidean"
+        See :mod:`dmlkeras.distances`.
+
+    Notes
+    -----
+    ``y_pred`` is ``(n, 4, d)``: the stacked ``[anchor, positive, negative1,
+    negative2]`` embeddings. ``y_true`` is ignored (pass zeros).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q = np.array([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.5], [0.0, 2.0]]])  # d_ap=1, d_an1=1.5, d_n1n2=0.5
+    >>> float(QuadrupletMarginLoss(margin_pos=1.0, margin_neg=0.5)(np.zeros(1), q))  # 0.5 + 1.0
+    1.5
+    """
+
+    def __init__(
+        self,
+        margin_pos: float = 1.0,
+        margin_neg: float = 0.5,
+        metric: str = "euclidean",
+        name: str = "quadruplet_margin_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.margin_pos = float(margin_pos)
+        self.margin_neg = float(margin_neg)
+        self.metric = resolve_metric(metric)
+
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        y_pred = as_float32(y_pred)
+        if len(y_pred.shape) != 3 or y_pred.shape[1] != 4:
+            raise ValueError(
+                "y_pred must be stacked [anchor, positive, negative1, negative2] embeddings of shape "
+                f"(batch_size, 4, embedding_dim); got shape {tuple(y_pred.shape)}."
+            )
+        anchor, positive, negative1, negative2 = y_pred[:, 0], y_pred[:, 1], y_pred[:, 2], y_pred[:, 3]
+        positive_distance = paired_distances(anchor, positive, self.metric)
+        triplet_term = ops.relu(positive_distance - paired_distances(anchor, negative1, self.metric) + self.margin_pos)
+        pair_term = ops.relu(positive_distance - paired_distances(negative1, negative2, self.metric) + self.margin_neg)
+        return triplet_term + pair_term
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "margin_pos": self.margin_pos,
+            "margin_neg": self.margin_neg,
+            "metric": self.metric,
+        }
+
+
+@keras.saving.register_keras_serializable(package="dmlkeras")
+class QuadrupletLoss(InBatchLoss):
+    """Quadruplet loss with quadruplets mined inside a labelled batch.
+
+    With ``mining="hard"`` (the paper's margin-based online hard negative
+    mining, batch-hard style), per anchor ``a``: the hardest positive
+    ``d_ap = max_p d(a, p)``, the hardest negative ``d_an = min_n d(a, n)``
+    and the closest negative pair that shares no class with the anchor,
+    ``d_lk = min d(l, k)`` over ``labels_l != labels_k``, both different from
+    ``labels_a`` (:func:`dmlkeras.mining.hardest_negative_pair`). The loss is
+
+    ``mean_a max(d_ap - d_an + margin_pos, 0) + mean_a max(d_ap - d_lk + margin_neg, 0)``,
+
+    each mean over the anchors for which its term exists (a positive and a
+    negative; a positive and such a pair, which needs three classes).
+
+    Parameters
+    ----------
+    margin_pos : float, default 1.0
+        Margin of the triplet term.
+    margin_neg : float, default 0.5
+        Margin of the negative-pair term.
+    mining : {"hard"}, default "hard"
+        Only batch-hard mining is offered: summing the second term over all
+        quadruplets needs, per anchor class, the sorted distances of all
+        negative pairs, which does not fit the O(n^2) memory rule.
+    metric : str, default "euclidean"
+        See :mod:`dmlkeras.distances`.
+
+    Notes
+    -----
+    A batch where no anchor has a term (one class, all distinct labels, a
+    single sample) gives 0 with a zero gradient. Memory is O(n^2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [1.0], [1.5], [4.0], [6.0]], "float32")
+    >>> y = np.array([0, 0, 1, 2, 2])
+    >>> round(float(QuadrupletLoss(margin_pos=1.0, margin_neg=0.5)(y, x)), 4)
+    1.625
+    """
+
+    def __init__(
+        self,
+        margin_pos: float = 1.0,
+        margin_neg: float = 0.5,
+        mining: str = "hard",
+        metric: str = "euclidean",
+        name: str = "quadruplet_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        if mining not in MINING:
+            raise ValueError(f"mining must be one of {MINING}; got {mining!r}.")
+        self.margin_pos = float(margin_pos)
+        self.margin_neg = float(margin_neg)
+        self.mining = mining
+        self.metric = resolve_metric(metric)
+
+    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
+        distances = pairwise_distances(embeddings, metric=self.metric)
+        positive, has_positive = hardest_positive(distances, labels)
+        negative, has_negative = hardest_negative(distances, labels)
+        pair, has_pair = hardest_negative_pair(distances, labels)
+        triplet_term = ops.relu(positive - negative + self.margin_pos)
+        pair_term = ops.relu(positive - pair + self.margin_neg)
+        return masked_mean(triplet_term, ops.logical_and(has_positive, has_negative)) + masked_mean(
+            pair_term, ops.logical_and(has_positive, has_pair)
+        )
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "margin_pos": self.margin_pos,
+            "margin_neg": self.margin_neg,
+            "mining": self.mining,
+            "metric": self.metric,
+        }
