@@ -41,7 +41,8 @@ notebooks: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) tools/run_notebooks.py notebooks/*.ipynb
 
 bench: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PY) benchmarks/bench_losses.py
+	KERAS_BACKEND=jax $(PY) benchmarks/bench_losses.py
+	$(PY) benchmarks/bench_eval.py --quick
 
 clean:
 	rm -rf $(VENV) .cache runs

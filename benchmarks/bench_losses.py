@@ -1,4 +1,4 @@
-"""Speed and memory of every in-batch loss, against a matmul floor.
+"""Speed and memory of every in-batch loss and head, against a matmul floor.
 
 For each batch size n (d = 128 embeddings, P x K labels with K = 4) the
 script times one forward + backward pass of each loss (compiled: ``jax.jit``
@@ -27,6 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import dmlkeras.losses as L  # noqa: E402
+from dmlkeras import heads  # noqa: E402
 
 D = 128
 
@@ -50,7 +51,32 @@ def candidate_losses() -> dict[str, keras.losses.Loss]:
     for label, name in optional.items():
         if hasattr(L, name):
             losses[label] = getattr(L, name)()
+    for label, function in {
+        "head: center": heads.center_loss,
+        "head: triplet-center": heads.triplet_center_loss,
+        "head: proxy-anchor": heads.proxy_anchor_loss,
+        "head: arcface": heads.arcface_loss,
+        "head: cosface": heads.cosface_loss,
+    }.items():
+        losses[label] = HeadLoss(function)
     return losses
+
+
+class HeadLoss(keras.losses.Loss):
+    """A head's loss function with fixed class weights (one per class of the batch).
+
+    The heads own their weights in training; here the weights are a constant
+    so that the timing covers the loss and the embedding gradient alone.
+    """
+
+    def __init__(self, function):
+        super().__init__(name=function.__name__)
+        self.function = function
+
+    def call(self, y_true, y_pred):
+        num_classes = y_pred.shape[0] // 4
+        weights = keras.random.normal((num_classes, y_pred.shape[1]), seed=0)
+        return self.function(y_pred, keras.ops.cast(y_true, "int32"), weights)
 
 
 class Floor(keras.losses.Loss):
