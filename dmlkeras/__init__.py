@@ -20,6 +20,7 @@ from dmlkeras import (
     metrics,
     mining,
     models,
+    recsys,
     reducers,
     viz,
 )
