@@ -129,37 +129,106 @@ def hardest_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]
     return values, ops.any(mask, axis=1)
 
 
+def _positive_slots(labels: Tensor):
+    """Tables to find the k-th positive of every anchor in O(n) per slot.
+
+    Returns ``(slots, slot)``: the number of slots (``max_a |positives(a)|``,
+    ``K - 1`` in a P x K batch) and a function ``slot(k) -> (index (n, 2)
+    int32, valid (n,) bool)``: row ``a`` of ``index`` is ``(a, p)`` for the
+    k-th positive ``p`` of anchor ``a`` (in column order), or the diagonal
+    ``(a, a)`` when ``a`` has fewer positives (``valid`` is then False), so
+    that per-slot updates are O(n) scatters to distinct places. Built once
+    with three ``(n, n)`` row sums and a scatter: no ``(n, n)`` cumulative
+    sum, which is slow on XLA CPU.
+    """
+    labels = ops.reshape(ops.convert_to_tensor(labels), (-1,))
+    same = same_label_mask(labels)
+    index = ops.arange(ops.shape(labels)[0], dtype="int32")
+    earlier = ops.less(ops.expand_dims(index, 0), ops.expand_dims(index, 1))  # [a, j]: j comes before a
+    # occurrence[a]: same-class samples before a; count[a]: size of a's class;
+    # start[a]: samples of smaller classes, so members[start[a] + i] is the
+    # i-th sample (in index order) of a's class.
+    occurrence = ops.sum(ops.cast(ops.logical_and(same, earlier), "int32"), axis=1)
+    count = ops.sum(ops.cast(same, "int32"), axis=1)
+    start = ops.sum(ops.cast(ops.less(ops.expand_dims(labels, 0), ops.expand_dims(labels, 1)), "int32"), axis=1)
+    members = ops.scatter(ops.expand_dims(start + occurrence, 1), index, ops.shape(index))
+
+    def slot(k):
+        member = k + ops.cast(k >= occurrence, "int32")  # skip the anchor itself
+        valid = member < count
+        column = ops.where(valid, ops.take(members, start + ops.minimum(member, count - 1)), index)
+        return ops.stack([index, column], axis=1), valid
+
+    return ops.max(count) - 1, slot
+
+
 def _over_positive_slots(distances: Tensor, labels: Tensor, body, init):
     """Run ``body`` once per positive *slot*: the k-th positive of every anchor.
 
     In slot ``k`` every anchor looks at its k-th positive (in column order),
     so the loop runs ``max_a |positives(a)|`` times (``K - 1`` in a P x K
     batch) over ``(n, n)`` tensors: O(n^2 K) time, O(n^2) memory. ``body``
-    gets ``(slot_mask (n, n) bool, slot_distance (n, 1), carry)``. Selection
-    only: the distances are taken with their gradient stopped, and callers
-    gather differentiable values afterwards.
+    gets ``(slot_index (n, 2), slot_valid (n,) bool, slot_distance (n, 1),
+    carry)`` (see :func:`_positive_slots`). Selection only: the distances are
+    taken with their gradient stopped, and callers gather differentiable
+    values afterwards.
     """
     distances = ops.stop_gradient(distances)
-    positives = positive_mask(labels)
-    as_int = ops.cast(positives, "int32")
-    rank = ops.cumsum(as_int, axis=1) - 1
-    slots = ops.max(ops.sum(as_int, axis=1))
+    slots, slot = _positive_slots(labels)
 
     def step(k, carry):
-        slot_mask = ops.logical_and(positives, ops.equal(rank, k))
-        slot_distance = ops.sum(ops.where(slot_mask, distances, ops.zeros_like(distances)), axis=1, keepdims=True)
-        return body(slot_mask, slot_distance, carry)
+        slot_index, slot_valid = slot(k)
+        slot_distance = ops.take_along_axis(distances, slot_index[:, 1:], axis=1)
+        return body(slot_index, slot_valid, slot_distance, carry)
 
     return ops.fori_loop(0, slots, step, init)
+
+
+def _take_chosen(distances: Tensor, chosen: Tensor, labels: Tensor) -> Tensor:
+    """``take_along_axis(distances, chosen, axis=1)`` for a per-slot choice.
+
+    ``chosen[a, p]`` is a column for every positive pair ``(a, p)`` and ``p``
+    itself elsewhere. The gradient is exact; it is accumulated slot by slot
+    with one elementwise pass each, instead of the ``(n, n)`` scatter-add
+    that is the gradient of a gather (slow on XLA CPU).
+    """
+    slots, slot = _positive_slots(labels)
+    positives = positive_mask(labels)
+
+    @ops.custom_gradient
+    def take(d):
+        def gradient(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+
+            def step(k, accumulated):
+                slot_index, slot_valid = slot(k)
+                weight = ops.take_along_axis(upstream, slot_index[:, 1:], axis=1)[:, 0]
+                target = ops.take_along_axis(chosen, slot_index[:, 1:], axis=1)  # (n, 1)
+                weight = ops.where(slot_valid, weight, ops.zeros_like(weight))
+                # One place per row: an O(n) scatter-add, no (n, n) pass.
+                return ops.scatter_update(
+                    accumulated, ops.concatenate([slot_index[:, :1], target], axis=1), weight, reduction="add"
+                )
+
+            own = ops.where(positives, ops.zeros_like(upstream), upstream)
+            return ops.fori_loop(0, slots, step, own)
+
+        return ops.take_along_axis(d, chosen, axis=1), gradient
+
+    return take(distances)
 
 
 def _first_column(condition: Tensor) -> Tensor:
     """Per row, the first column where ``condition`` holds (``m`` where none does).
 
-    A min-reduction over column indices: much faster than ``argmin`` on XLA CPU.
+    A min-reduction over column indices: much faster than ``argmin`` on XLA
+    CPU, and faster in float32 (exact below 2**24 columns) than in int32.
     """
-    columns = ops.expand_dims(ops.arange(ops.shape(condition)[1], dtype="int32"), 0)
-    return ops.min(ops.where(condition, columns, ops.shape(condition)[1]), axis=1)
+    width = ops.shape(condition)[1]
+    columns = ops.expand_dims(ops.arange(width, dtype="float32"), 0)
+    none = ops.cast(width, "float32")
+    return ops.cast(ops.min(ops.where(condition, columns, none), axis=1), "int32")
 
 
 def _extreme_column(values: Tensor, mask: Tensor, largest: bool) -> Tensor:
@@ -209,16 +278,22 @@ def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     stopped = ops.stop_gradient(distances)
     farthest = _extreme_column(stopped, negatives, largest=True)
 
-    def choose(slot_mask, slot_distance, chosen):
-        farther = ops.logical_and(negatives, stopped > slot_distance)
-        closest_farther = _extreme_column(stopped, farther, largest=False)
-        column = ops.where(ops.any(farther, axis=1), closest_farther, farthest)
-        return ops.where(slot_mask, ops.expand_dims(column, 1), chosen)
+    columns = ops.shape(stopped)[1]
 
-    chosen = _over_positive_slots(distances, labels, choose, ops.zeros(ops.shape(stopped), "int32"))
+    def choose(slot_index, slot_valid, slot_distance, chosen):
+        farther = ops.logical_and(negatives, stopped > slot_distance)
+        closest_farther = _extreme_column(stopped, farther, largest=False)  # `columns` where none
+        column = ops.where(closest_farther < columns, closest_farther, farthest)
+        column = ops.where(slot_valid, column, slot_index[:, 0])  # no slot: keep the diagonal
+        return ops.scatter_update(chosen, slot_index, column)
+
+    # Entries that are not positive pairs keep their own column (values there
+    # are the distances themselves); positive pairs get their negative's.
+    own_column = ops.broadcast_to(ops.expand_dims(ops.arange(columns, dtype="int32"), 0), ops.shape(stopped))
+    chosen = _over_positive_slots(distances, labels, choose, own_column)
     # Rows without a negative point one past the end: clip them (they are not valid).
     chosen = ops.minimum(chosen, ops.shape(stopped)[1] - 1)
-    values = ops.take_along_axis(distances, chosen, axis=1)
+    values = _take_chosen(distances, chosen, labels)
     valid = ops.logical_and(positive_mask(labels), ops.any(negatives, axis=1, keepdims=True))
     return values, valid
 
@@ -256,12 +331,12 @@ def active_triplet_counts(distances: Tensor, labels: Tensor, margin: float) -> t
     negatives = negative_mask(labels)
     stopped = ops.stop_gradient(distances)
 
-    def count(slot_mask, slot_distance, carry):
+    def count(slot_index, slot_valid, slot_distance, carry):
         per_positive, per_negative = carry
-        has_slot = ops.any(slot_mask, axis=1, keepdims=True)
+        has_slot = ops.expand_dims(slot_valid, 1)
         active = ops.logical_and(ops.logical_and(negatives, has_slot), stopped < slot_distance + margin)
         active = ops.cast(active, stopped.dtype)
-        per_positive = ops.where(slot_mask, ops.sum(active, axis=1, keepdims=True), per_positive)
+        per_positive = ops.scatter_update(per_positive, slot_index, ops.sum(active, axis=1))  # 0 on the diagonal
         return per_positive, per_negative + active
 
     zeros = ops.zeros_like(stopped)

@@ -1,19 +1,20 @@
+import keras
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmlkeras.mining import (
+    active_triplet_counts,
     hardest_negative,
     hardest_positive,
     negative_mask,
-    active_triplet_counts,
     positive_mask,
     same_label_mask,
     semihard_negative,
 )
 from tests import references as ref
-from tests.backend_utils import to_numpy
+from tests.backend_utils import to_numpy, value_and_grad
 
 labels_strategy = st.lists(st.integers(0, 3), min_size=1, max_size=12)
 
@@ -67,6 +68,32 @@ def test_semihard_negative_matches_loop(labels, seed):
             if is_pair:
                 farther = [v for v in negatives if v > d[a, p]]
                 assert values[a, p] == pytest.approx(min(farther) if farther else max(negatives))
+
+
+@settings(max_examples=30, deadline=None)
+@given(labels=labels_strategy, seed=st.integers(0, 1000))
+def test_semihard_negative_gradient_reaches_the_chosen_negatives(labels, seed):
+    # d(sum_ap w_ap * values_ap)/d(d_an) = sum of w_ap over the pairs whose
+    # semi-hard negative is n; values off the pairs are the distances themselves.
+    labels = np.array(labels)
+    n = len(labels)
+    d = _distances(n, seed) + 0.01 * np.random.default_rng(seed).random((n, n)).astype("float32")
+    weights = np.random.default_rng(seed + 1).random((n, n)).astype("float32")
+    # x * 1: distances are computed tensors in a loss (Keras' TF take_along_axis rejects a tf.Variable).
+    _, grad = value_and_grad(lambda x: keras.ops.sum(semihard_negative(x * 1, labels)[0] * weights), d)
+    expected = np.zeros((n, n))
+    for a in range(n):
+        negatives = [k for k in range(n) if labels[k] != labels[a]]
+        for p in range(n):
+            if p == a or labels[p] != labels[a]:
+                expected[a, p] += weights[a, p]
+            elif negatives:
+                farther = [k for k in negatives if d[a, k] > d[a, p]]
+                chosen = min(farther, key=lambda k: d[a, k]) if farther else max(negatives, key=lambda k: d[a, k])
+                expected[a, chosen] += weights[a, p]
+            else:
+                expected[a, n - 1] += weights[a, p]  # no negative: an arbitrary column, not a valid pair
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_semihard_ties_are_not_semihard():

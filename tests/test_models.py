@@ -100,6 +100,20 @@ def test_augmentation_layer_is_used_as_is():
     assert model.get_layer("my_augmentation") is augmentation
 
 
+def test_batchnorm_momentum_sets_the_speed_of_the_moving_averages(rng):
+    x = rng.random((8, 16, 16), dtype="float32")
+    moved = {}
+    for momentum in (0.99, 0.5):
+        keras.utils.set_random_seed(0)
+        model = build_embedding_model((16, 16), embedding_dim=4, batchnorm_momentum=momentum)
+        batchnorm = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        assert [layer.momentum for layer in batchnorm] == [momentum] * 3
+        model(x, training=True)  # one update: moving_mean = (1 - momentum) * batch mean
+        moved[momentum] = to_numpy(batchnorm[0].moving_mean)
+    assert np.abs(moved[0.5]).max() > 0
+    np.testing.assert_allclose(moved[0.5], moved[0.99] * 0.5 / 0.01, rtol=1e-3, atol=1e-7)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -110,6 +124,7 @@ def test_augmentation_layer_is_used_as_is():
         ({"input_shape": (6,), "backbone": "mlp", "embedding_dim": 0}, "embedding_dim must be a positive integer"),
         ({"input_shape": (6,), "backbone": "mlp", "dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"input_shape": (6,), "backbone": "mlp", "augmentation": "flip"}, "augmentation must be a Keras layer"),
+        ({"input_shape": (16, 16), "batchnorm_momentum": 1.0}, r"batchnorm_momentum must be in \[0, 1\)"),
     ],
 )
 def test_build_embedding_model_rejects_bad_arguments(kwargs, message):
