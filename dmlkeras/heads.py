@@ -47,6 +47,7 @@ Image and label in, embeddings out; the head's loss is the training loss.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -623,8 +624,38 @@ class ProxyAnchorLoss(_LossHead):
         return {**super().get_config(), "margin": self.margin, "alpha": self.alpha}
 
 
+class _MarginSoftmaxHead(_LossHead):
+    """A head whose loss is a scaled margin softmax over the class weights.
+
+    Subclasses set ``default_margin`` and ``margin_loss``, a function
+    ``(embeddings, labels, weights, scale, margin) -> loss``.
+    """
+
+    default_margin: float
+    margin_loss: Callable[..., Tensor]
+
+    def __init__(
+        self,
+        num_classes: int,
+        scale: float = 64.0,
+        margin: float | None = None,
+        loss_weight: float = 1.0,
+        initializer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_classes, loss_weight=loss_weight, initializer=initializer, **kwargs)
+        self.scale = float(scale)
+        self.margin = float(self.default_margin if margin is None else margin)
+
+    def head_loss(self, embeddings: Tensor, labels: Tensor, training: bool | None) -> Tensor:
+        return self.margin_loss(embeddings, labels, self.class_weights, self.scale, self.margin)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "scale": self.scale, "margin": self.margin}
+
+
 @keras.saving.register_keras_serializable(package="dmlkeras")
-class ArcFace(_LossHead):
+class ArcFace(_MarginSoftmaxHead):
     """ArcFace head: additive angular margin softmax (Deng et al., CVPR 2019).
 
     Adds ``loss_weight * arcface_loss(embeddings, labels, class_weights,
@@ -653,28 +684,12 @@ class ArcFace(_LossHead):
     0.0294
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        scale: float = 64.0,
-        margin: float = 0.5,
-        loss_weight: float = 1.0,
-        initializer: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(num_classes, loss_weight=loss_weight, initializer=initializer, **kwargs)
-        self.scale = float(scale)
-        self.margin = float(margin)
-
-    def head_loss(self, embeddings: Tensor, labels: Tensor, training: bool | None) -> Tensor:
-        return arcface_loss(embeddings, labels, self.class_weights, self.scale, self.margin)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "scale": self.scale, "margin": self.margin}
+    default_margin = 0.5
+    margin_loss = staticmethod(arcface_loss)
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
-class CosFace(_LossHead):
+class CosFace(_MarginSoftmaxHead):
     """CosFace head: additive cosine margin softmax (Wang et al., CVPR 2018).
 
     Adds ``loss_weight * cosface_loss(embeddings, labels, class_weights,
@@ -701,21 +716,5 @@ class CosFace(_LossHead):
     0.0716
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        scale: float = 64.0,
-        margin: float = 0.35,
-        loss_weight: float = 1.0,
-        initializer: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(num_classes, loss_weight=loss_weight, initializer=initializer, **kwargs)
-        self.scale = float(scale)
-        self.margin = float(margin)
-
-    def head_loss(self, embeddings: Tensor, labels: Tensor, training: bool | None) -> Tensor:
-        return cosface_loss(embeddings, labels, self.class_weights, self.scale, self.margin)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "scale": self.scale, "margin": self.margin}
+    default_margin = 0.35
+    margin_loss = staticmethod(cosface_loss)
