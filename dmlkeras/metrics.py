@@ -48,11 +48,9 @@ from dmlkeras.losses.base import check_labels_and_embeddings
 from dmlkeras.losses.triplets import MINING
 from dmlkeras.mining import (
     active_triplet_counts,
-    hardest_negative,
-    hardest_positive,
+    mined_triplets,
     negative_mask,
     positive_mask,
-    semihard_negative,
 )
 
 __all__ = [
@@ -174,14 +172,9 @@ class ActiveTripletFraction(_Ratio):
 
     def batch_total_and_count(self, labels: Tensor, embeddings: Tensor) -> tuple[Tensor, Tensor]:
         distances = ops.stop_gradient(pairwise_distances(embeddings, metric=self.metric))
-        if self.mining == "hard":
-            positive, has_positive = hardest_positive(distances, labels)
-            negative, has_negative = hardest_negative(distances, labels)
-            valid = ops.logical_and(has_positive, has_negative)
+        if self.mining != "all":
+            positive, negative, valid = mined_triplets(distances, labels, self.mining)
             return _masked_sum_and_count(ops.cast(negative < positive + self.margin, distances.dtype), valid)
-        if self.mining == "semi-hard":
-            negative, valid = semihard_negative(distances, labels)
-            return _masked_sum_and_count(ops.cast(negative < distances + self.margin, distances.dtype), valid)
         per_positive, _ = active_triplet_counts(distances, labels, self.margin)
         positives = ops.cast(positive_mask(labels), distances.dtype)
         negatives = ops.cast(negative_mask(labels), distances.dtype)

@@ -298,6 +298,53 @@ def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     return values, valid
 
 
+def mined_triplets(distances: Tensor, labels: Tensor, mining: str) -> tuple[Tensor, Tensor, Tensor]:
+    """The anchor-positive and anchor-negative distances of the mined triplets.
+
+    Parameters
+    ----------
+    distances : tensor of shape (n, n)
+    labels : tensor of shape (n,)
+    mining : {"hard", "semi-hard"}
+        ``"hard"``: one triplet per anchor, its hardest positive and hardest
+        negative (:func:`hardest_positive`, :func:`hardest_negative`); the
+        results have shape ``(n,)``. ``"semi-hard"``: one triplet per
+        anchor-positive pair with its :func:`semihard_negative`; shape
+        ``(n, n)``.
+
+    Returns
+    -------
+    positive, negative : tensors
+        ``d(a, p)`` and ``d(a, n)`` of every triplet (gradients flow into
+        ``distances``).
+    valid : bool tensor
+        Which entries are triplets: the anchor has a positive and a negative.
+
+    Raises
+    ------
+    ValueError
+        On another ``mining`` (batch-all has no single triplet per anchor or
+        pair: see :func:`active_triplet_counts`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> d = np.array([[0., 1., 0.5, 2.], [1., 0., 3., 4.], [0.5, 3., 0., 1.], [2., 4., 1., 0.]], "float32")
+    >>> positive, negative, valid = mined_triplets(d, np.array([0, 0, 1, 1]), mining="hard")
+    >>> keras.ops.convert_to_numpy(positive - negative)
+    array([ 0.5, -2. ,  0.5, -1. ], dtype=float32)
+    """
+    if mining == "hard":
+        positive, has_positive = hardest_positive(distances, labels)
+        negative, has_negative = hardest_negative(distances, labels)
+        return positive, negative, ops.logical_and(has_positive, has_negative)
+    if mining == "semi-hard":
+        negative, valid = semihard_negative(distances, labels)
+        return distances, negative, valid
+    raise ValueError(f"mining must be 'hard' or 'semi-hard' to mine one triplet per anchor or pair; got {mining!r}.")
+
+
 def active_triplet_counts(distances: Tensor, labels: Tensor, margin: float) -> tuple[Tensor, Tensor]:
     """Count the active triplets (``d_ap - d_an + margin > 0``) per pair.
 

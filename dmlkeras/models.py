@@ -885,7 +885,7 @@ def build_text_encoder(
     >>> vectorizer, bag = build_text_encoder(
     ...     vocabulary_size=100, sequence_length=8, embedding_dim=16, encoder="bag", texts=texts
     ... )
-    >>> bag.get_layer("bag_of_words").token_weights.shape
+    >>> tuple(bag.get_layer("bag_of_words").token_weights.shape)
     (100,)
     >>> bag.predict(vectorizer(np.array(texts)), verbose=0).shape
     (4, 16)

@@ -8,6 +8,7 @@ from dmlkeras.mining import (
     active_triplet_counts,
     hardest_negative,
     hardest_positive,
+    mined_triplets,
     negative_mask,
     positive_mask,
     same_label_mask,
@@ -121,3 +122,29 @@ def test_active_triplet_counts_match_loop(labels, seed, margin):
                     expected_n[a, k] += 1
     np.testing.assert_array_equal(per_positive, expected_p)
     np.testing.assert_array_equal(per_negative, expected_n)
+
+
+@settings(max_examples=20, deadline=None)
+@given(labels=labels_strategy, seed=st.integers(0, 1000))
+def test_mined_triplets_are_the_miners_triplets(labels, seed):
+    labels = np.array(labels)
+    n = len(labels)
+    d = _distances(n, seed)
+    positive, negative, valid = map(to_numpy, mined_triplets(d, labels, "hard"))
+    for a in range(n):
+        positives = [d[a, p] for p in range(n) if p != a and labels[p] == labels[a]]
+        negatives = [d[a, k] for k in range(n) if labels[k] != labels[a]]
+        assert valid[a] == (bool(positives) and bool(negatives))
+        if valid[a]:
+            assert positive[a] == pytest.approx(max(positives))
+            assert negative[a] == pytest.approx(min(negatives))
+    positive, negative, valid = map(to_numpy, mined_triplets(d, labels, "semi-hard"))
+    expected_negative, expected_valid = map(to_numpy, semihard_negative(d, labels))
+    np.testing.assert_array_equal(positive, d)
+    np.testing.assert_array_equal(valid, expected_valid)
+    np.testing.assert_array_equal(negative[valid], expected_negative[valid])
+
+
+def test_mined_triplets_rejects_batch_all():
+    with pytest.raises(ValueError, match="'hard' or 'semi-hard'"):
+        mined_triplets(np.zeros((2, 2), "float32"), np.array([0, 1]), "all")

@@ -12,12 +12,14 @@ from dmlkeras.models import (
     L2Normalize,
     MaskedGlobalPooling1D,
     PairDistance,
+    WeightedBagOfWords,
     build_embedding_model,
     build_quadruplet_model,
     build_siamese_model,
     build_text_encoder,
     build_triplet_model,
     get_embedding_model,
+    idf_weights,
 )
 from tests.backend_utils import to_numpy, value_and_grad
 
@@ -280,7 +282,7 @@ def test_tuple_models_reload_with_their_tower(builder, size, tmp_path, rng):
 # Text encoder
 
 
-@pytest.mark.parametrize("encoder, pooling", [("cnn", "mean"), ("transformer", "max")])
+@pytest.mark.parametrize("encoder, pooling", [("cnn", "mean"), ("transformer", "max"), ("bag", "mean")])
 def test_text_encoder_embeds_strings(encoder, pooling):
     vectorizer, model = build_text_encoder(
         vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder=encoder, pooling=pooling, texts=TEXTS
@@ -313,7 +315,7 @@ def test_text_encoder_adapts_later_and_skips_normalisation():
     assert predict(model, vectorizer(np.array(TEXTS))).shape == (len(TEXTS), 4)
 
 
-@pytest.mark.parametrize("encoder", ["cnn", "transformer"])
+@pytest.mark.parametrize("encoder", ["cnn", "transformer", "bag"])
 def test_text_encoder_trains_and_reloads_as_a_siamese_tower(encoder, tmp_path):
     vectorizer, tower = build_text_encoder(
         vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder=encoder, texts=TEXTS
@@ -350,11 +352,125 @@ def test_string_tower_on_tensorflow_reloads_with_its_vocabulary(tmp_path):
         ({"encoder": "lstm"}, "encoder must be one of"),
         ({"vocabulary_size": 0}, "vocabulary_size must be a positive integer"),
         ({"sequence_length": 2.5}, "sequence_length must be a positive integer"),
+        ({"encoder": "bag"}, "needs texts to count document frequencies"),
+        ({"encoder": "bag", "token_weights": "bm25", "texts": TEXTS}, "token_weights must be"),
+        ({"encoder": "bag", "vocabulary_size": 50, "token_weights": np.ones(49), "texts": TEXTS}, r"shape \(vocabulary_size,\)"),
     ],
 )
 def test_build_text_encoder_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_text_encoder(**kwargs)
+
+
+def numpy_bag_of_words(token_ids: np.ndarray, table: np.ndarray, weights: np.ndarray, sublinear_tf: bool) -> np.ndarray:
+    """sum over distinct non-padding tokens t of tf(t) * weights[t] * table[t], one text at a time."""
+    out = np.zeros((len(token_ids), table.shape[1]))
+    for i, row in enumerate(token_ids):
+        tokens, counts = np.unique(row[row != 0], return_counts=True)
+        tf = 1 + np.log(counts) if sublinear_tf else counts
+        out[i] = ((tf * weights[tokens])[:, None] * table[tokens]).sum(axis=0)
+    return out
+
+
+@pytest.mark.parametrize("sublinear_tf", [False, True])
+def test_weighted_bag_of_words_matches_numpy(rng, sublinear_tf):
+    token_ids = np.array([[3, 5, 3, 3, 0, 0], [1, 2, 2, 4, 6, 7], [0, 0, 0, 0, 0, 0], [7, 7, 7, 7, 7, 7]])
+    weights = rng.random(8).astype("float32")
+    layer = WeightedBagOfWords(8, 5, token_weights=weights, sublinear_tf=sublinear_tf)
+    out = to_numpy(layer(token_ids))
+    table = to_numpy(layer.embeddings)
+    np.testing.assert_allclose(out, numpy_bag_of_words(token_ids, table, weights, sublinear_tf), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[2], 0.0)  # an all-padding text
+    np.testing.assert_array_equal(to_numpy(layer.token_weights), weights)
+    assert [w.name for w in layer.trainable_weights] == ["embeddings"]
+
+
+def test_weighted_bag_of_words_ignores_padding_and_defaults_to_a_scaled_random_projection():
+    keras.utils.set_random_seed(0)
+    layer = WeightedBagOfWords(300, 256)
+    token_ids = np.array([[4, 9, 0, 0], [4, 9, 0, 0]])
+    before = to_numpy(layer(token_ids))
+    layer.embeddings.assign(keras.ops.scatter_update(layer.embeddings, [[0]], 100.0 * keras.ops.ones((1, 256))))
+    layer.token_weights.assign(keras.ops.scatter_update(layer.token_weights, [[0]], [7.0]))
+    np.testing.assert_allclose(to_numpy(layer(token_ids)), before, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(layer.token_weights)[1:], 1.0)  # default weights: all ones
+    assert abs(to_numpy(layer.embeddings)[1:].std() - 256**-0.5) < 0.002
+
+
+def test_idf_weights_follow_the_smoothed_formula():
+    documents = np.array([[2, 3, 3, 0], [2, 4, 0, 0], [1, 2, 5, 5]])
+    n = 3
+    document_frequency = np.array([0, 1, 3, 1, 1, 1, 0])  # padding's own count is irrelevant: weight 0
+    expected = np.log((1 + n) / (1 + document_frequency)) + 1
+    expected[0] = 0
+    np.testing.assert_allclose(idf_weights(documents, 7), expected, rtol=1e-6)
+
+
+def test_idf_weights_equal_scikit_learn_on_the_vectorizer_tokens():
+    text = pytest.importorskip("sklearn.feature_extraction.text")
+    vectorizer, _ = build_text_encoder(vocabulary_size=50, sequence_length=8, embedding_dim=4, texts=TEXTS)
+    weights = idf_weights(vectorizer(np.array(TEXTS)), 50)
+    vocabulary = vectorizer.get_vocabulary()
+    reference = text.TfidfVectorizer(vocabulary=vocabulary[2:], token_pattern=r"\S+").fit(TEXTS)
+    np.testing.assert_allclose(weights[2 : len(vocabulary)], reference.idf_, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((np.zeros((0, 3), "int32"), 5), "non-empty integer array"),
+        ((np.zeros(3, "int32"), 5), r"shape \(n, steps\)"),
+        ((np.array([[0.5, 1.0]]), 5), "integer array"),
+        ((np.array([[1, 5]]), 5), r"lie in \[0, vocabulary_size\)"),
+        ((np.array([[1, 2]]), 0), "vocabulary_size must be a positive integer"),
+    ],
+)
+def test_idf_weights_rejects_bad_arguments(args, message):
+    with pytest.raises(ValueError, match=message):
+        idf_weights(*args)
+
+
+def test_weighted_bag_of_words_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"shape \(vocabulary_size,\) = \(4,\)"):
+        WeightedBagOfWords(4, 2, token_weights=np.ones(3))
+    with pytest.raises(ValueError, match="must be finite"):
+        WeightedBagOfWords(4, 2, token_weights=[1.0, np.nan, 1.0, 1.0])
+    with pytest.raises(ValueError, match="output_dim must be a positive integer"):
+        WeightedBagOfWords(4, 0)
+    with pytest.raises(ValueError, match=r"token ids of shape \(n, steps\)"):
+        WeightedBagOfWords(4, 2)(np.zeros((2, 3, 1), "int32"))
+
+
+def test_untrained_bag_encoder_cosine_approximates_tfidf_cosine():
+    keras.utils.set_random_seed(0)
+    vectorizer, encoder = build_text_encoder(
+        vocabulary_size=50, sequence_length=8, embedding_dim=4096, encoder="bag", texts=TEXTS
+    )
+    token_ids = to_numpy(vectorizer(np.array(TEXTS)))
+    weights = to_numpy(encoder.get_layer("bag_of_words").token_weights)
+    np.testing.assert_allclose(weights, idf_weights(token_ids, 50))
+    tfidf = numpy_bag_of_words(token_ids, np.eye(50), weights, sublinear_tf=True)
+    tfidf /= np.maximum(norms(tfidf)[:, None], 1e-12)
+    embeddings = predict(encoder, token_ids)
+    np.testing.assert_allclose(embeddings @ embeddings.T, tfidf @ tfidf.T, atol=0.06)
+
+
+def test_bag_encoder_with_uniform_or_given_weights_reloads_them(tmp_path):
+    vectorizer, uniform = build_text_encoder(
+        vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder="bag", token_weights="uniform"
+    )
+    np.testing.assert_array_equal(to_numpy(uniform.get_layer("bag_of_words").token_weights), 1.0)
+    weights = np.linspace(0.0, 2.0, 50, dtype="float32")
+    _, given = build_text_encoder(
+        vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder="bag", token_weights=weights,
+        sublinear_tf=False, l2_normalize=False,
+    )
+    reloaded = reload(given, tmp_path)
+    layer = reloaded.get_layer("bag_of_words")
+    np.testing.assert_array_equal(to_numpy(layer.token_weights), weights)
+    assert layer.sublinear_tf is False
+    token_ids = np.array([[3, 3, 9, 0, 0, 0, 0, 0]])
+    np.testing.assert_allclose(predict(reloaded, token_ids), predict(given, token_ids), atol=1e-6)
 
 
 # Layers

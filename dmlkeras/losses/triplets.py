@@ -16,9 +16,7 @@ from dmlkeras.distances import (
 from dmlkeras.losses.base import InBatchLoss
 from dmlkeras.mining import (
     active_triplet_counts,
-    hardest_negative,
-    hardest_positive,
-    semihard_negative,
+    mined_triplets,
 )
 from dmlkeras.reducers import masked_mean
 
@@ -160,14 +158,9 @@ class TripletLoss(InBatchLoss):
 
     def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
         distances = pairwise_distances(embeddings, metric=self.metric)
-        if self.mining == "hard":
-            positive, has_positive = hardest_positive(distances, labels)
-            negative, has_negative = hardest_negative(distances, labels)
-            valid = ops.logical_and(has_positive, has_negative)
+        if self.mining != "all":
+            positive, negative, valid = mined_triplets(distances, labels, self.mining)
             return masked_mean(_hinge(positive - negative, self.margin, self.soft), valid)
-        if self.mining == "semi-hard":
-            negative, valid = semihard_negative(distances, labels)
-            return masked_mean(_hinge(distances - negative, self.margin, self.soft), valid)
         per_positive, per_negative = active_triplet_counts(distances, labels, self.margin)
         loss_sum = ops.sum(per_positive * (distances + self.margin)) - ops.sum(per_negative * distances)
         return loss_sum / ops.maximum(ops.sum(per_positive), 1.0)
