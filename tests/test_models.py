@@ -456,7 +456,7 @@ def test_untrained_bag_encoder_cosine_approximates_tfidf_cosine():
 
 
 def test_bag_encoder_with_uniform_or_given_weights_reloads_them(tmp_path):
-    vectorizer, uniform = build_text_encoder(
+    _, uniform = build_text_encoder(
         vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder="bag", token_weights="uniform"
     )
     np.testing.assert_array_equal(to_numpy(uniform.get_layer("bag_of_words").token_weights), 1.0)
