@@ -162,19 +162,19 @@ def _positive_slots(labels: Tensor):
     return ops.max(count) - 1, slot
 
 
-def _over_positive_slots(distances: Tensor, labels: Tensor, body, init):
+def _over_positive_slots(distances: Tensor, positive_slots, body, init):
     """Run ``body`` once per positive *slot*: the k-th positive of every anchor.
 
     In slot ``k`` every anchor looks at its k-th positive (in column order),
     so the loop runs ``max_a |positives(a)|`` times (``K - 1`` in a P x K
     batch) over ``(n, n)`` tensors: O(n^2 K) time, O(n^2) memory. ``body``
     gets ``(slot_index (n, 2), slot_valid (n,) bool, slot_distance (n, 1),
-    carry)`` (see :func:`_positive_slots`). Selection only: the distances are
-    taken with their gradient stopped, and callers gather differentiable
-    values afterwards.
+    carry)``; ``positive_slots`` is what :func:`_positive_slots` returns.
+    Selection only: the distances are taken with their gradient stopped, and
+    callers gather differentiable values afterwards.
     """
     distances = ops.stop_gradient(distances)
-    slots, slot = _positive_slots(labels)
+    slots, slot = positive_slots
 
     def step(k, carry):
         slot_index, slot_valid = slot(k)
@@ -184,16 +184,16 @@ def _over_positive_slots(distances: Tensor, labels: Tensor, body, init):
     return ops.fori_loop(0, slots, step, init)
 
 
-def _take_chosen(distances: Tensor, chosen: Tensor, labels: Tensor) -> Tensor:
+def _take_chosen(distances: Tensor, chosen: Tensor, positive_slots, positives: Tensor) -> Tensor:
     """``take_along_axis(distances, chosen, axis=1)`` for a per-slot choice.
 
-    ``chosen[a, p]`` is a column for every positive pair ``(a, p)`` and ``p``
-    itself elsewhere. The gradient is exact; it is accumulated slot by slot
-    with one elementwise pass each, instead of the ``(n, n)`` scatter-add
-    that is the gradient of a gather (slow on XLA CPU).
+    ``chosen[a, p]`` is a column for every positive pair ``(a, p)`` (the
+    ``positives`` mask) and ``p`` itself elsewhere; ``positive_slots`` is
+    what :func:`_positive_slots` returns. The gradient is exact; it is
+    accumulated slot by slot with an O(n) scatter-add each, instead of the
+    ``(n, n)`` scatter-add that is the gradient of a gather (slow on XLA CPU).
     """
-    slots, slot = _positive_slots(labels)
-    positives = positive_mask(labels)
+    slots, slot = positive_slots
 
     @ops.custom_gradient
     def take(d):
@@ -274,7 +274,9 @@ def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     >>> float(keras.ops.convert_to_numpy(v)[0, 1])  # d(0,1)=1: negatives 0.5, 2 -> 2
     2.0
     """
+    positives = positive_mask(labels)
     negatives = negative_mask(labels)
+    positive_slots = _positive_slots(labels)
     stopped = ops.stop_gradient(distances)
     farthest = _extreme_column(stopped, negatives, largest=True)
 
@@ -290,11 +292,11 @@ def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     # Entries that are not positive pairs keep their own column (values there
     # are the distances themselves); positive pairs get their negative's.
     own_column = ops.broadcast_to(ops.expand_dims(ops.arange(columns, dtype="int32"), 0), ops.shape(stopped))
-    chosen = _over_positive_slots(distances, labels, choose, own_column)
+    chosen = _over_positive_slots(stopped, positive_slots, choose, own_column)
     # Rows without a negative point one past the end: clip them (they are not valid).
-    chosen = ops.minimum(chosen, ops.shape(stopped)[1] - 1)
-    values = _take_chosen(distances, chosen, labels)
-    valid = ops.logical_and(positive_mask(labels), ops.any(negatives, axis=1, keepdims=True))
+    chosen = ops.minimum(chosen, columns - 1)
+    values = _take_chosen(distances, chosen, positive_slots, positives)
+    valid = ops.logical_and(positives, ops.any(negatives, axis=1, keepdims=True))
     return values, valid
 
 
@@ -387,7 +389,7 @@ def active_triplet_counts(distances: Tensor, labels: Tensor, margin: float) -> t
         return per_positive, per_negative + active
 
     zeros = ops.zeros_like(stopped)
-    return _over_positive_slots(distances, labels, count, (zeros, zeros))
+    return _over_positive_slots(stopped, _positive_slots(labels), count, (zeros, zeros))
 
 
 def multi_similarity_pairs(similarities: Tensor, labels: Tensor, epsilon: float = 0.1) -> tuple[Tensor, Tensor]:
