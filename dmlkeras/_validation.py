@@ -1,0 +1,190 @@
+"""The one place for the checks that several modules share.
+
+Scalars (positive integers, bounded floats, fractions, seeds), label vectors
+(NumPy, for data, evaluation and applications; tensors, for losses and
+heads) and float casts. Every module may import this one; it imports nothing
+of dmlkeras. Each check raises ``ValueError`` with a message that names the
+argument and the expected type, range or shape.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+Tensor = Any
+
+
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= minimum``.
+
+    Booleans and integral floats are refused (``True`` is not a batch size).
+
+    Examples
+    --------
+    >>> check_int(3, "k")
+    3
+    >>> check_int(0, "k")
+    Traceback (most recent call last):
+    ...
+    ValueError: k must be an integer >= 1; got 0.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_float(
+    value: Any,
+    name: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict: bool = False,
+) -> float:
+    """Return ``value`` as a finite ``float`` inside ``[minimum, maximum]``.
+
+    Parameters
+    ----------
+    value : number
+    name : str
+        Named in the error message.
+    minimum, maximum : float, optional
+        Bounds (``None``: unbounded on that side).
+    strict : bool, default False
+        Make the bounds exclusive (``minimum < value < maximum``).
+
+    Examples
+    --------
+    >>> check_float(0.5, "margin", minimum=0.0)
+    0.5
+    >>> check_float(float("nan"), "temperature", minimum=0.0, strict=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature must be a finite number > 0.0; got nan.
+    """
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number; got {value!r}.") from None
+    low = minimum is not None and (out <= minimum if strict else out < minimum)
+    high = maximum is not None and (out >= maximum if strict else out > maximum)
+    if not math.isfinite(out) or low or high:
+        bounds = []
+        if minimum is not None:
+            bounds.append(f"{'>' if strict else '>='} {minimum}")
+        if maximum is not None:
+            bounds.append(f"{'<' if strict else '<='} {maximum}")
+        where = (" " + " and ".join(bounds)) if bounds else ""
+        raise ValueError(f"{name} must be a finite number{where}; got {value!r}.")
+    return out
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """A finite number in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> check_fraction(0.25, "validation_split")
+    0.25
+    """
+    return check_float(value, name, minimum=0.0, maximum=1.0)
+
+
+def check_seed(seed: Any) -> int:
+    """A non-negative integer seed; ``None`` draws one from the OS, once.
+
+    Generators and ``RandomState`` objects are refused: dmlkeras datasets
+    and splits are functions of ``(seed, epoch, index)``, which needs an
+    integer.
+
+    Examples
+    --------
+    >>> check_seed(7)
+    7
+    >>> isinstance(check_seed(None), int)
+    True
+    """
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(
+            f"seed must be a non-negative integer (or None for a random seed drawn once); got {seed!r}."
+        )
+    return int(seed)
+
+
+def label_vector(labels: Any, name: str = "labels", allow_empty: bool = False) -> np.ndarray:
+    """Integer class labels of shape ``(n,)`` or ``(n, 1)`` as an ``(n,)`` NumPy array.
+
+    Booleans become 0/1 and integral floats become ``int64``; any other
+    float, a NaN, or another shape is an error (one-hot labels: use
+    ``y.argmax(axis=1)``).
+
+    Examples
+    --------
+    >>> label_vector([[1], [0], [1]])
+    array([1, 0, 1])
+    >>> label_vector([0.5, 1.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must hold integer class labels; got non-integral floats (dtype float64).
+    """
+    y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name} must hold integer class labels with shape (n_samples,) or (n_samples, 1); "
+            f"got shape {y.shape}. (One-hot labels: use `y.argmax(axis=1)`.)"
+        )
+    if y.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty; expected at least one labelled sample.")
+    if y.dtype == np.bool_:
+        return y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.integer):
+        return y
+    if np.issubdtype(y.dtype, np.floating):
+        if np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            return y.astype(np.int64)
+        raise ValueError(f"{name} must hold integer class labels; got non-integral floats (dtype {y.dtype}).")
+    raise ValueError(f"{name} must hold integer class labels; got dtype {y.dtype}.")
+
+
+def as_float32(x: Tensor) -> Tensor:
+    """Cast half-precision (float16, bfloat16) or integer input to float32.
+
+    float32 and float64 pass through unchanged. Every distance and loss of
+    dmlkeras computes in at least float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> keras.backend.standardize_dtype(as_float32(np.ones(2, "float16")).dtype)
+    'float32'
+    """
+    x = ops.convert_to_tensor(x)
+    if keras.backend.standardize_dtype(x.dtype) not in ("float32", "float64"):
+        x = ops.cast(x, "float32")
+    return x
+
+
+def column_to_vector(x: Tensor, name: str) -> Tensor:
+    """A tensor of shape ``(n,)`` or ``(n, 1)`` as ``(n,)``; any other shape is an error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tuple(column_to_vector(np.zeros((3, 1)), "y_true").shape)
+    (3,)
+    """
+    x = ops.convert_to_tensor(x)
+    if len(x.shape) == 2 and x.shape[-1] == 1:
+        x = ops.reshape(x, (-1,))
+    if len(x.shape) != 1:
+        raise ValueError(f"{name} must have shape (n,) or (n, 1); got shape {tuple(x.shape)}.")
+    return x
