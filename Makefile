@@ -11,7 +11,7 @@ export MPLBACKEND ?= Agg
 BACKEND_TESTS := $(wildcard tests/test_distances.py tests/test_mining.py tests/test_losses*.py tests/test_golden*.py \
 	tests/test_heads.py tests/test_metrics.py tests/test_callbacks.py tests/test_models.py tests/test_recsys.py)
 
-.PHONY: install test test-tf test-jax test-notebooks demo notebooks bench clean
+.PHONY: install test test-tf test-jax test-notebooks check-claims demo notebooks bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -23,7 +23,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-test: test-tf test-jax test-notebooks
+test: check-claims test-tf test-jax test-notebooks
+
+# The README's result numbers must be shown by the committed notebook outputs (tools/check_claims.py).
+check-claims: $(STAMP)
+	$(PY) tools/check_claims.py
 
 test-tf: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q --doctest-modules dmlkeras tests

@@ -2,7 +2,10 @@
 
 For whoever updates the committed outputs: each notebook runs top to bottom
 in a fresh kernel (nbclient), with ``DMLKERAS_QUICK`` unset, and is written
-back with its outputs. Pass ``--quick`` to run in quick mode instead (to try
+back with its outputs. The kernel always gets matplotlib's inline backend,
+whatever ``MPLBACKEND`` says here (the Makefile and CI export ``Agg``, under
+which ``plt.show()`` would put no figure into the notebook), and a run that
+leaves a notebook without a figure fails. Pass ``--quick`` to run in quick mode instead (to try
 a change; do not commit quick-mode outputs).
 
 Usage::
@@ -21,6 +24,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
 
 def run(path: Path, quick: bool, timeout: int) -> float:
     """Execute one notebook in place; return the seconds it took."""
@@ -28,9 +33,15 @@ def run(path: Path, quick: bool, timeout: int) -> float:
         os.environ["DMLKERAS_QUICK"] = "1"
     else:
         os.environ.pop("DMLKERAS_QUICK", None)
+    os.environ["MPLBACKEND"] = INLINE_BACKEND  # the kernel inherits this environment
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    figures = sum(
+        "image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", [])
+    )
+    if not figures:
+        raise SystemExit(f"{path}: the run produced no figure; not written back.")
     nbformat.write(notebook, path)
     return time.perf_counter() - start
 
