@@ -322,11 +322,13 @@ class Distance:
 def _centred(query: Tensor, reference: Tensor, same: bool) -> tuple[Tensor, Tensor]:
     """Subtract the mean of the finite rows of query and reference (a constant: no gradient).
 
+    Takes the output of :func:`_nan_rows` (non-finite rows are all NaN).
+
     Distances are translation invariant; centring makes the Gram expansion's
     cancellation error scale with the spread of the rows, not their norm.
     """
     rows = query if same else ops.concatenate([query, reference], axis=0)
-    finite = _finite_rows(rows)
+    finite = ops.logical_not(ops.isnan(rows[:, :1]))  # a row with a NaN or an Inf is all NaN here
     total = ops.sum(ops.where(finite, rows, ops.zeros_like(rows)), axis=0, keepdims=True)
     count = ops.maximum(ops.sum(ops.cast(finite, rows.dtype)), 1.0)
     mean = ops.stop_gradient(total / count)

@@ -251,3 +251,119 @@ def test_objects_are_safe_at_zero_and_compute_half_precision_in_float32(name):
     assert np.isfinite(value) and np.all(np.isfinite(grad))
     half = keras.ops.cast(np.random.default_rng(15).normal(size=(5, 3)), "bfloat16")
     assert keras.backend.standardize_dtype(obj.pairwise(half).dtype) == "float32"
+
+
+# ---------------------------------------------------------------------------
+# Accuracy at large norms, NaN in -> NaN out, bounded normalisation gradients
+# (regression tests of issue 21, items 1, 3 and 4)
+# ---------------------------------------------------------------------------
+
+
+def _cluster(n, d, norm, spread, seed):
+    """``n`` float32 rows at ``spread`` (per coordinate) around a centre of norm ``norm``."""
+    rng = np.random.default_rng(seed)
+    centre = rng.normal(size=d)
+    centre *= norm / np.linalg.norm(centre)
+    return (centre + spread * rng.normal(size=(n, d))).astype("float32")
+
+
+def _ref_euclidean(a, b, squared=False):
+    a, b = np.float64(a), np.float64(b)  # the float32 rows' exact distances
+    out = np.sum((a[:, None] - b[None]) ** 2, axis=-1)
+    return out if squared else np.sqrt(out)
+
+
+@pytest.mark.parametrize(
+    "norm, spread",
+    [(1100.0, 0.034), (1e4, 1e-2), (1e4, 1.0), (1.0, 0.1)],  # 1100 / 0.034: true distances ~0.39
+)
+def test_euclidean_is_accurate_relative_to_the_distance_at_large_norms(norm, spread):
+    x = _cluster(16, 64, norm, spread, seed=16)
+    off = ~np.eye(16, dtype=bool)
+    for squared in (False, True):
+        got = to_numpy(distances.Euclidean(squared=squared).pairwise(x))
+        want = _ref_euclidean(x, x, squared)
+        assert np.all(got[off] > 0)  # none cancels to 0 (before: 96 of 240 at norm 1100)
+        np.testing.assert_allclose(got[off], want[off], rtol=1e-5)
+        old = to_numpy(pairwise_distances(x, metric="squared_euclidean" if squared else "euclidean"))
+        np.testing.assert_array_equal(old, got)
+    # Query x reference, the reference a memory bank near the query.
+    reference = _cluster(9, 64, norm, spread, seed=17)
+    got = to_numpy(distances.Euclidean().pairwise(x, reference))
+    np.testing.assert_allclose(got, _ref_euclidean(x, reference), rtol=1e-5)
+
+
+def test_euclidean_is_accurate_for_a_query_far_from_its_reference():
+    x = _cluster(8, 32, 1e4, 1e-2, seed=18)
+    reference = _cluster(5, 32, 1.0, 0.5, seed=19)
+    got = to_numpy(distances.Euclidean().pairwise(x, reference))
+    np.testing.assert_allclose(got, _ref_euclidean(x, reference), rtol=1e-5)
+
+
+def test_safe_sqrt_keeps_nan():
+    from dmlkeras.distances import safe_sqrt
+
+    out = to_numpy(safe_sqrt(keras.ops.array([float("nan"), 0.0, -1e-7, 9.0, float("inf")])))
+    assert np.isnan(out[0]) and out[1] == 0 and out[2] == 0 and out[3] == 3 and out[4] == np.inf
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTS))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_or_inf_rows_give_nan_in_their_row_and_column_only(name, bad):
+    obj = OBJECTS[name]
+    x = np.random.default_rng(20).normal(size=(6, 4)).astype("float32")
+    x[1, 2] = bad
+    x[4, 0] = bad
+    reference = np.random.default_rng(21).normal(size=(3, 4)).astype("float32")
+    reference[2, 3] = bad
+    good = [0, 2, 3, 5]
+
+    within = to_numpy(obj.pairwise(x))
+    assert np.all(np.isnan(within[[1, 4]])) and np.all(np.isnan(within[:, [1, 4]]))
+    np.testing.assert_allclose(within[np.ix_(good, good)], to_numpy(obj.pairwise(x[good])), rtol=1e-5, atol=1e-6)
+
+    cross = to_numpy(obj.pairwise(x, reference))
+    assert np.all(np.isnan(cross[[1, 4]])) and np.all(np.isnan(cross[:, 2]))
+    np.testing.assert_allclose(
+        cross[np.ix_(good, [0, 1])], to_numpy(obj.pairwise(x[good], reference[:2])), rtol=1e-5, atol=1e-6
+    )
+    paired = to_numpy(obj.paired(x[:3], reference))
+    assert np.isnan(paired[1]) and np.isnan(paired[2]) and np.isfinite(paired[0])
+    for metric in METRICS:  # the old functions too
+        assert np.all(np.isnan(to_numpy(pairwise_distances(x, metric=metric))[1]))
+
+
+def _grad_of_normalised(x, dtype, upstream):
+    x = keras.ops.cast(x, dtype)
+
+    def loss(v):
+        return keras.ops.sum(l2_normalize(v) * upstream)
+
+    return value_and_grad(loss, x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_l2_normalize_gradient_is_finite_and_bounded_at_zero_rows(dtype):
+    rng = np.random.default_rng(22)
+    x = rng.normal(size=(4, 8)).astype("float32")
+    x[1] = 0.0
+    x[2] = 1e-8
+    upstream = (30.0 * rng.uniform(-1, 1, size=(1, 8))).astype("float32")  # e.g. a scale-30 ArcFace head
+    _, grad = _grad_of_normalised(x, dtype, upstream)
+    grad = np.asarray(grad, np.float32)
+    assert np.all(np.isfinite(grad)), dtype
+    bound = 65504.0 if dtype == "float16" else 1e6 * np.abs(upstream).max() * 8
+    assert np.all(np.abs(grad) < bound)
+    # Ordinary rows: unit norm, the values of x / ||x||.
+    out = to_numpy(l2_normalize(keras.ops.cast(x, dtype)))
+    rounded = np.asarray(to_numpy(keras.ops.cast(x, dtype)), np.float64)
+    for i in (0, 3):
+        np.testing.assert_allclose(out[i], rounded[i] / np.linalg.norm(rounded[i]), rtol=1e-6, atol=1e-7)
+    assert np.all(out[1] == 0)
+
+
+def test_l2_normalize_keeps_nan_and_unit_rows_down_to_the_floor():
+    x = np.array([[np.nan, 1.0], [2e-6, 0.0], [0.0, 5e-7], [3.0, 4.0]], "float32")
+    out = to_numpy(l2_normalize(x))
+    assert np.all(np.isnan(out[0]))
+    np.testing.assert_allclose(out[1:], [[1.0, 0.0], [0.0, 0.5], [0.6, 0.8]], rtol=1e-6)
