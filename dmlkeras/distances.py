@@ -86,7 +86,7 @@ _ALIASES = {
     "l1": "manhattan",
 }
 _NORM_FLOOR = 1e-6
-_NORM_FLOOR_FLOAT16 = 1e-3
+_GRADIENT_NORM_FLOOR = 1e-3
 
 __all__ = [
     "METRICS",
@@ -138,10 +138,6 @@ def _clamp_at_zero(x: Tensor) -> Tensor:
     return ops.maximum(x, 0.0)
 
 
-def _norm_floor(dtype: Any) -> float:
-    return _NORM_FLOOR_FLOAT16 if keras.backend.standardize_dtype(dtype) == "float16" else _NORM_FLOOR
-
-
 def l2_normalize(x: Tensor, axis: int = -1) -> Tensor:
     """Scale rows to unit L2 norm, with a bounded gradient at (near-)zero rows.
 
@@ -155,13 +151,13 @@ def l2_normalize(x: Tensor, axis: int = -1) -> Tensor:
     Returns
     -------
     tensor
-        ``x / max(||x||, floor)`` with ``floor = 1e-6``, or ``1e-3`` for
-        float16 input. Rows with a norm of at least ``floor`` get exactly
-        unit norm; smaller rows (an all-zero row gives 0) are scaled by
-        ``1 / floor``, so the gradient's gain is at most ``1 / floor``: 1e6
-        in float32 / bfloat16 (finite), 1e3 in float16, where a gain of 1e6
-        would overflow 65504 for any upstream gradient above 0.07. NaN rows
-        stay NaN.
+        ``x / max(||x||, 1e-6)``: unit rows, an all-zero row stays 0, NaN
+        stays NaN. The gradient is that of ``x / max(||x||, 1e-3)``: exact
+        for rows of norm ``>= 1e-3``, and below that its gain is capped at
+        1e3 (the true gain ``1 / ||x||`` is unbounded; a cap of 1e6 made
+        every float16 gradient at a zero row overflow 65504). So the
+        gradient is finite in every dtype, in float16 as long as the
+        upstream gradient on the unit row stays below 65.
 
     Examples
     --------
@@ -171,11 +167,13 @@ def l2_normalize(x: Tensor, axis: int = -1) -> Tensor:
     array([[0.6, 0.8],
            [0. , 0. ]], dtype=float32)
     """
-    x = ops.convert_to_tensor(x)
-    floor = _norm_floor(x.dtype)
     x = as_float32(x)
     squared_norm = ops.sum(ops.square(x), axis=axis, keepdims=True)
-    return x * ops.rsqrt(ops.maximum(squared_norm, floor * floor))
+    # Differentiated: the version with the larger floor; its value is corrected to the smaller floor's
+    # without a gradient (the correction is exactly 0 for rows of norm >= _GRADIENT_NORM_FLOOR).
+    bounded = x * ops.rsqrt(ops.maximum(squared_norm, _GRADIENT_NORM_FLOOR**2))
+    exact = x * ops.rsqrt(ops.maximum(squared_norm, _NORM_FLOOR**2))
+    return bounded + ops.stop_gradient(exact - bounded)
 
 
 def _as_matrix(x: Tensor, name: str) -> Tensor:
