@@ -22,6 +22,7 @@ from dmlkeras import (
     models,
     recsys,
     reducers,
+    text,
     viz,
 )
 from dmlkeras.callbacks import CollapseMonitor, CollapseWarning
@@ -69,11 +70,12 @@ from dmlkeras.metrics import (
 )
 from dmlkeras.models import (
     build_embedding_model,
+    build_head_model,
     build_quadruplet_model,
     build_siamese_model,
-    build_text_encoder,
     build_triplet_model,
     get_embedding_model,
 )
+from dmlkeras.text import build_text_encoder
 
 __version__ = "0.1.0"
