@@ -1,8 +1,9 @@
 """dmlkeras: deep metric learning for Keras 3.
 
-Layers, each building on the ones before (see ``docs/architecture.md``):
-distances -> mining -> losses / heads -> models, data, datasets ->
-index, evaluation, viz, metrics, callbacks -> cli and notebooks.
+Layers, each building on the ones before (see ``docs/architecture.md``;
+``tests/test_architecture.py`` checks them): _validation -> distances ->
+mining, reducers -> losses / heads -> models, text, data, datasets ->
+index, evaluation, viz, metrics, callbacks -> recsys, cli and notebooks.
 
 Importing ``dmlkeras`` registers every custom loss, layer and metric with
 Keras, so saved ``.keras`` models load without ``custom_objects``.
