@@ -131,3 +131,9 @@ def test_sampler_rejects_bad_input():
     np.testing.assert_array_equal(drawn[0][0]["items"], drawn[0][0]["items"])
     with pytest.raises(IndexError):
         recsys.InteractionTriplets([[0, 0]], num_items=3)[1]
+
+
+def test_recsys_is_built_on_the_epoch_seeded_dataset():
+    from dmlkeras.data import EpochSeededDataset
+
+    assert issubclass(recsys.InteractionTriplets, EpochSeededDataset)

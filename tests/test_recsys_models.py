@@ -99,3 +99,17 @@ def test_save_load_round_trip_without_custom_objects(tmp_path, kind):
     assert loaded.optimizer is not None and loaded.compiled
     if kind == "cml":  # still trainable (once is enough: each fit compiles a step)
         loaded.fit(ds, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("builder", [recsys.build_cml_model, recsys.build_mf_model])
+def test_builders_compile_by_default_or_not_on_request(builder):
+    assert builder(3, 4, embedding_dim=2).compiled
+    model = builder(3, 4, embedding_dim=2, compile=False)
+    assert not model.compiled
+    model.compile(optimizer="adam")  # no loss: the model adds its own
+    items = np.random.default_rng(0).integers(0, 4, size=(2, 1 + 10)).astype("int32")  # num_negatives=10
+    batch = {"user": np.array([0, 1], "int32"), "items": items}
+    before = model.evaluate(batch, verbose=0)
+    for _ in range(20):
+        model.train_on_batch(batch)
+    assert model.evaluate(batch, verbose=0) < before

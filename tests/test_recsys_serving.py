@@ -56,20 +56,3 @@ def test_readers_reject_other_models():
         recsys.user_embeddings(plain)
     with pytest.raises(ValueError):
         recsys.score_matrix(plain)
-
-
-@pytest.mark.parametrize("builder", [recsys.build_cml_model, recsys.build_mf_model])
-def test_builders_compile_by_default_or_not_on_request(builder):
-    assert builder(3, 4, embedding_dim=2).compiled
-    model = builder(3, 4, embedding_dim=2, compile=False)
-    assert not model.compiled
-    model.compile(optimizer="adam")  # no loss: the model adds its own
-    items = np.random.default_rng(0).integers(0, 4, size=(2, 1 + 10)).astype("int32")  # num_negatives=10
-    batch = {"user": np.array([0, 1], "int32"), "items": items}
-    assert np.isfinite(model.train_on_batch(batch))
-
-
-def test_recsys_is_built_on_the_epoch_seeded_dataset():
-    from dmlkeras.data import EpochSeededDataset
-
-    assert issubclass(recsys.InteractionTriplets, EpochSeededDataset)
