@@ -448,7 +448,7 @@ def build_text_encoder(
             vocabulary_size, embedding_dim, token_weights=weights, sublinear_tf=sublinear_tf, name="bag_of_words"
         )(token_ids)
     else:
-        sequence_encoder = _cnn_features if encoder == "cnn" else _transformer_features
+        sequence_encoder = _conv1d_features if encoder == "cnn" else _transformer_features
         x = _pooled_sequence_encoder(token_ids, sequence_encoder, vocabulary_size, embedding_dim, pooling)
     if l2_normalize:
         x = L2Normalize(name="l2_normalize")(x)
@@ -481,7 +481,7 @@ def _bag_token_weights(
     return idf_weights(_vectorize_in_chunks(vectorizer, texts), vocabulary_size)
 
 
-def _cnn_features(x: Tensor, not_padding: Tensor, embedding_dim: int) -> Tensor:
+def _conv1d_features(x: Tensor, not_padding: Tensor, embedding_dim: int) -> Tensor:
     """One Conv1D (kernel 5, ReLU) over the token embeddings."""
     return keras.layers.Conv1D(embedding_dim, 5, padding="same", activation="relu")(x)
 
