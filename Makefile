@@ -9,9 +9,10 @@ export MPLBACKEND ?= Agg
 
 # Tests that exercise keras.ops code paths: they run on both backends.
 BACKEND_TESTS := $(wildcard tests/test_distances.py tests/test_mining.py tests/test_losses*.py tests/test_golden*.py \
-	tests/test_heads.py tests/test_metrics.py tests/test_callbacks.py tests/test_models.py tests/test_recsys.py)
+	tests/test_heads.py tests/test_metrics.py tests/test_callbacks.py tests/test_models*.py tests/test_text.py \
+	tests/test_recsys*.py)
 
-.PHONY: install test test-tf test-jax test-notebooks check-claims demo notebooks bench clean
+.PHONY: install test test-tf test-jax test-notebooks test-wheel check-claims demo notebooks bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -23,7 +24,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-test: check-claims test-tf test-jax test-notebooks
+test: check-claims test-tf test-jax test-notebooks test-wheel
 
 # The README's result numbers must be shown by the committed notebook outputs (tools/check_claims.py).
 check-claims: $(STAMP)
@@ -34,6 +35,10 @@ test-tf: $(STAMP)
 
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS)
+
+# The package installs and runs from a wheel outside the source tree (about 15 s).
+test-wheel: $(STAMP)
+	KERAS_BACKEND=tensorflow .ci/check_wheel $(PY)
 
 test-notebooks: $(STAMP)
 	DMLKERAS_QUICK=1 KERAS_BACKEND=tensorflow $(PY) -m pytest -q --nbval-lax notebooks/

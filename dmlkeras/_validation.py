@@ -257,3 +257,23 @@ def class_label_tensor(labels: Tensor, num_classes: int, name: str = "labels") -
     else:
         invalid = ops.logical_or(labels < 0, labels >= num_classes)
     return ops.cast(labels, "int32"), ops.any(invalid)
+
+
+def index_vector(values: Any, size: int, name: str) -> np.ndarray:
+    """A 1-D integer array of indices in ``[0, size)`` as ``int64`` (e.g. user ids).
+
+    Examples
+    --------
+    >>> index_vector([0, 2], 3, "user_ids")
+    array([0, 2])
+    >>> index_vector([3], 3, "user_ids")
+    Traceback (most recent call last):
+    ...
+    ValueError: user_ids must be in [0, 2].
+    """
+    ids = np.asarray(values)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{name} must be a 1-D integer array; got {ids.dtype} array of shape {ids.shape}.")
+    if ids.size and (ids.min() < 0 or ids.max() >= size):
+        raise ValueError(f"{name} must be in [0, {size - 1}].")
+    return ids.astype(np.int64)
