@@ -24,7 +24,7 @@ from dmlkeras import (
     reducers,
     viz,
 )
-from dmlkeras.callbacks import CollapseMonitor, CollapseWarning
+from dmlkeras.callbacks import CollapseMonitor, CollapseWarning, RetrievalEvaluation
 from dmlkeras.data import (
     ClassBalancedBatches,
     PairsDataset,
@@ -43,7 +43,6 @@ from dmlkeras.distances import (
     pairwise_distances,
 )
 from dmlkeras.evaluation import (
-    RetrievalEvaluation,
     correlation_metrics,
     kfold_verification_accuracy,
     ranking_metrics,
