@@ -56,6 +56,9 @@ BACKENDS = ("numpy", "faiss")
 # About 9 bytes per element are alive at once (distances, a partitioned copy
 # and a boolean mask), i.e. ~150 MiB for float32.
 _BLOCK_ELEMENTS = 1 << 24
+# Elements of the pieces of a block that are selected from at once (~1 MiB
+# of float32 per piece: a few rows that stay in the CPU cache).
+_PIECE_ELEMENTS = 1 << 18
 _EPSILON = 1e-12
 
 
@@ -305,15 +308,19 @@ class NearestNeighbors:
         d = self._buffer("distances", (qb.shape[0], self.n_gallery_), self._dtype)
         if self.metric == "euclidean":
             np.matmul(qb * -2.0, self._gallery.T, out=d)  # exactly -2 (q . g): a power of 2
-            d += np.einsum("ij,ij->i", qb, qb)[:, None]
-            d += self._gallery_sq[None, :]
         else:
             np.matmul(qb, self._gallery.T, out=d)
-            if self.metric == "cosine":
-                np.subtract(1.0, d, out=d)
-            else:
-                np.negative(d, out=d)
         return d
+
+    def _finish_surrogate(self, d: np.ndarray, q_sq: np.ndarray | None) -> None:
+        """Complete the surrogate of rows of the block in place (cache-sized pieces)."""
+        if self.metric == "euclidean":
+            d += q_sq[:, None]
+            d += self._gallery_sq[None, :]
+        elif self.metric == "cosine":
+            np.subtract(1.0, d, out=d)
+        else:
+            np.negative(d, out=d)
 
     def _finish(self, d: np.ndarray) -> np.ndarray:
         if self.metric == "euclidean":
@@ -327,9 +334,26 @@ class NearestNeighbors:
     ) -> tuple[np.ndarray, np.ndarray]:
         d = self._distance_block(qb)
         b, n = d.shape
-        if excl is not None:
-            rows = np.flatnonzero(excl >= 0)
-            d[rows, excl[rows]] = np.inf
+        q_sq = np.einsum("ij,ij->i", qb, qb) if self.metric == "euclidean" else None
+        out_d = np.empty((b, k), dtype=d.dtype)
+        out_i = np.empty((b, k), dtype=np.int64)
+        # Everything after the matrix product runs on a few rows at a time,
+        # which stay in the CPU cache across the passes over them.
+        rows_per_piece = max(1, _PIECE_ELEMENTS // n)
+        for start in range(0, b, rows_per_piece):
+            stop = min(b, start + rows_per_piece)
+            piece = d[start:stop]
+            self._finish_surrogate(piece, None if q_sq is None else q_sq[start:stop])
+            if excl is not None:
+                ex = excl[start:stop]
+                rows = np.flatnonzero(ex >= 0)
+                piece[rows, ex[rows]] = np.inf
+            out_d[start:stop], out_i[start:stop] = self._select(piece, k)
+        return self._finish(out_d), out_i
+
+    def _select(self, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k smallest of each row of d, sorted by (value, column)."""
+        b, n = d.shape
         # k-th smallest value of each row (linear-time selection).
         part = self._buffer("partitioned", d.shape, d.dtype)
         np.copyto(part, d)
@@ -358,14 +382,10 @@ class NearestNeighbors:
             key = (bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))).astype(np.int64) << 32
             key |= idx
             key.sort(axis=1)
-            idx = key & np.int64(0xFFFFFFFF)
             high = (key >> 32).astype(np.int32)
-            dist = (high ^ ((high >> 31) & np.int32(0x7FFFFFFF))).view(np.float32)
-        else:
-            order = np.argsort(dist, axis=1, kind="stable")  # stable: index breaks ties
-            idx = np.take_along_axis(idx, order, axis=1)
-            dist = np.take_along_axis(dist, order, axis=1)
-        return self._finish(dist), idx
+            return (high ^ ((high >> 31) & np.int32(0x7FFFFFFF))).view(np.float32), key & np.int64(0xFFFFFFFF)
+        order = np.argsort(dist, axis=1, kind="stable")  # stable: index breaks ties
+        return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
     def _faiss_block(
         self, qb: np.ndarray, k: int, excl: np.ndarray | None
