@@ -1,19 +1,28 @@
-"""Exact k-nearest-neighbour search on NumPy embeddings.
+"""Nearest-neighbour search on NumPy embeddings: exact, approximate, persistent.
 
-:class:`NearestNeighbors` is the one neighbour search used by
-:mod:`dmlkeras.evaluation`. It takes NumPy arrays (never a model) and has two
-backends with the same API and the same results:
+* :class:`NearestNeighbors` is the one exact search of dmlkeras (used by
+  :mod:`dmlkeras.evaluation`).
+* :class:`Index` holds vectors with labels and payloads, searches them
+  exactly (NumPy or FAISS flat) or approximately (FAISS factory strings
+  such as ``"HNSW32"``, ``"IVF256,Flat"``, ``"IVF256,PQ16"``), and saves to /
+  loads from a checksummed directory.
+* :class:`Matcher` answers open-set identification ("who is this, or
+  nobody?") from an index and a calibrated distance threshold
+  (:func:`dmlkeras.evaluation.calibrate`).
+
+Everything takes NumPy arrays, never a model. The exact backends:
 
 ``backend="numpy"``
     Brute force in blocks of queries: for each block the ``(block, n_gallery)``
-    distance matrix is computed with one matrix product, the ``k`` smallest
-    are selected with :func:`numpy.partition` (linear time), and only those
-    ``k`` are sorted. Memory is bounded by the block, so a 100k x 100k search
-    never materialises the full distance matrix.
+    distance matrix is computed with one matrix product; then, a few rows at
+    a time (so that they stay in the CPU cache), the ``k`` smallest are
+    selected with :func:`numpy.partition` (linear time) and only those ``k``
+    are sorted, as one int64 key per item (distance bits, then index).
+    Memory is bounded by the block, so a 100k x 100k search never
+    materialises the full distance matrix.
 ``backend="faiss"``
-    ``faiss.IndexFlatL2`` (euclidean) or ``faiss.IndexFlatIP`` on
-    L2-normalised vectors (cosine): also exact, usually several times faster.
-    Needs ``pip install faiss-cpu``.
+    ``faiss.IndexFlatL2`` (euclidean) or ``faiss.IndexFlatIP`` (cosine on
+    L2-normalised vectors, dot): also exact. Needs ``pip install faiss-cpu``.
 
 Conventions shared by both backends:
 
@@ -22,6 +31,8 @@ Conventions shared by both backends:
   :math:`\\sqrt{\\max(0, \\lVert q\\rVert^2 + \\lVert g\\rVert^2 - 2 q\\cdot g)}`.
 * ``metric="cosine"``: :math:`1 - \\cos(q, g)` in ``[0, 2]``. As in
   :mod:`dmlkeras.distances`, an all-zero row has cosine 0 (distance 1).
+* ``metric="dot"``: :math:`-q \\cdot g`, so that lower is closer here too
+  (maximum inner product search).
 * Ties are broken deterministically: results are sorted by
   ``(distance, gallery index)``, so among equally distant items the smaller
   gallery index comes first, and a tie at the k-th place keeps the smaller
@@ -83,8 +94,9 @@ class NearestNeighbors:
 
     Parameters
     ----------
-    metric : {"euclidean", "cosine"}, default "euclidean"
-        Euclidean distance (not squared) or cosine distance ``1 - cos``.
+    metric : {"euclidean", "cosine", "dot"}, default "euclidean"
+        Euclidean distance (not squared), cosine distance ``1 - cos`` or
+        the negative inner product.
     backend : {"numpy", "faiss"}, default "numpy"
         Brute-force NumPy in query blocks, or faiss flat (exact) indexes.
     block_size : int or None, default None
