@@ -574,7 +574,7 @@ def reference_calibrate(d, s, target, metric):
         fp = len(acc) - tp
         n_same, n_diff = int(s.sum()), int((~s).sum())
         precision, recall, far = tp / len(acc), tp / n_same, fp / n_diff
-        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        f1 = 2 * tp / (len(acc) + n_same)  # = 2PR / (P + R), without its rounding at exact targets
         points.append((t, {"precision": precision, "recall": recall, "far": far, "f1": f1}))
     values = [p[metric] for _, p in points]
     if metric == "far":
