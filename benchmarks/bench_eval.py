@@ -71,10 +71,8 @@ def _maxrss_mib() -> float:
 
 def matmul_floor(emb: np.ndarray) -> float:
     """Seconds of the blocked (n x d) x (d x n) float32 product, as in the search."""
-    from dmlkeras.evaluation import _BLOCK_ELEMENTS  # noqa: PLC0415  (the block of the search)
-
     n = emb.shape[0]
-    block = max(1, _BLOCK_ELEMENTS // n)
+    block = max(1, (1 << 24) // n)  # the query block of NearestNeighbors
     gallery_t = emb.T
     out = np.empty((block, n), dtype=np.float32)
     t0 = time.perf_counter()
