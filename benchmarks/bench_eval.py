@@ -1,27 +1,36 @@
-"""Benchmark dmlkeras.evaluation.retrieval_metrics: numpy vs faiss backend.
+"""Benchmark dmlkeras.evaluation.retrieval_metrics against its matmul floor.
 
 Leave-one-out retrieval metrics (Precision@1, Recall@{1,5,10}, R-Precision,
-MAP@R; no KMeans) on random clustered embeddings (d=128, 100 classes of
-equal size, so R = n/100 - 1 neighbours per query are ranked for MAP@R).
+MAP@R; no KMeans) on random clustered float32 embeddings (d=128; by default
+10 classes of equal size, like MNIST, so each query ranks R = n/10 - 1
+neighbours for MAP@R).
 
-Each (size, backend) runs in a fresh Python process so that its memory
-figures are its own. Two memory columns are printed:
+The floor is the matrix product the exact search cannot avoid,
+(n x d) x (d x n), computed in the same blocks of rows as the search and
+written into one reused buffer (the full n x n product would not fit in
+memory at n = 60,000). It is timed in the same process right before and
+right after the metrics (the machine may be shared: the ratio to their mean
+is the number to read).
 
-* ``tracemalloc MiB``: peak of the allocations traced by :mod:`tracemalloc`
-  during the call. NumPy reports its array buffers to tracemalloc, so for
-  the numpy backend this is the peak of the working arrays (distance
-  blocks, neighbour lists); faiss allocates in C++ without telling
-  tracemalloc, so for faiss it only counts the NumPy side.
-* ``maxrss delta MiB``: growth of the process's peak resident set size
-  (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) across the call, measured
-  after the data were made and every library imported: it includes every
-  allocator (faiss, BLAS buffers) but is page-granular and only moves when
-  the previous peak is exceeded.
+Each (size, method) runs in a fresh Python process, so that its memory
+figure (growth of the peak resident set size across the call) is its own:
+
+* ``numpy``: ``retrieval_metrics(..., backend="numpy")`` (the default).
+* ``faiss``: ``retrieval_metrics(..., backend="faiss")``.
+* ``previous``: the implementation before the speed-up (kept in
+  ``tests/test_evaluation.py`` as ``old_retrieval_metrics``), to check that
+  the values agree and to measure the gain.
+* ``pml``: pytorch-metric-learning's ``AccuracyCalculator`` (exact faiss
+  k-NN with ``k="max_bin_count"``), when it is importable. It needs CPU
+  PyTorch: ``pip install torch --index-url https://download.pytorch.org/whl/cpu``
+  then ``pip install --no-deps pytorch-metric-learning==2.9.0``. It is
+  only run up to ``--pml-max`` embeddings (its memory grows as n x R).
 
 Usage::
 
-    python benchmarks/bench_eval.py            # n = 10,000 and 60,000
-    python benchmarks/bench_eval.py --quick    # n = 2,000 and 10,000
+    python benchmarks/bench_eval.py                    # n = 10,000 and 60,000
+    python benchmarks/bench_eval.py --quick            # n = 2,000 and 10,000
+    python benchmarks/bench_eval.py --sizes 60000 --methods numpy previous
 """
 
 from __future__ import annotations
@@ -34,7 +43,6 @@ import resource
 import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +50,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+METHODS = ("numpy", "faiss", "previous", "pml")
+KEYS = ("precision_at_1", "recall_at_10", "r_precision", "map_at_r")
 
 
 def make_data(n: int, dim: int, n_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -58,45 +69,95 @@ def _maxrss_mib() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
 
 
-def worker(n: int, backend: str, dim: int, n_classes: int) -> dict:
-    from dmlkeras.evaluation import retrieval_metrics  # noqa: PLC0415
-
-    if backend == "faiss":
-        import faiss  # noqa: F401, PLC0415
-
-    emb, labels = make_data(n, dim, n_classes)
-    rss_before = _maxrss_mib()
-    tracemalloc.start()
+def matmul_floor(emb: np.ndarray) -> float:
+    """Seconds of the blocked (n x d) x (d x n) float32 product, as in the search."""
+    n = emb.shape[0]
+    block = max(1, (1 << 24) // n)  # the query block of NearestNeighbors
+    gallery_t = emb.T
+    out = np.empty((block, n), dtype=np.float32)
     t0 = time.perf_counter()
-    m = retrieval_metrics(emb, labels, k=(1, 5, 10), clustering=False, backend=backend)
-    elapsed = time.perf_counter() - t0
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    for start in range(0, n, block):
+        rows = emb[start : start + block]
+        np.matmul(rows, gallery_t, out=out[: rows.shape[0]])
+    return time.perf_counter() - t0
+
+
+def _pml(emb: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    import torch  # noqa: PLC0415
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator  # noqa: PLC0415
+
+    calc = AccuracyCalculator(
+        include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
+        k="max_bin_count",
+        device=torch.device("cpu"),
+    )
+    m = calc.get_accuracy(torch.from_numpy(emb), torch.from_numpy(labels))
     return {
-        "n": n,
-        "backend": backend,
-        "seconds": elapsed,
-        "tracemalloc_mib": peak / 2**20,
-        "maxrss_delta_mib": _maxrss_mib() - rss_before,
-        "metrics": {key: m[key] for key in ("precision_at_1", "recall_at_10", "r_precision", "map_at_r")},
+        "precision_at_1": m["precision_at_1"],
+        "r_precision": m["r_precision"],
+        "map_at_r": m["mean_average_precision_at_r"],
     }
 
 
-def run_one(n: int, backend: str, dim: int, n_classes: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", str(n), backend, "--dim", str(dim), "--classes", str(n_classes)]
+def worker(n: int, method: str, dim: int, n_classes: int) -> dict:
+    from dmlkeras.evaluation import retrieval_metrics  # noqa: PLC0415
+
+    if method == "faiss":
+        import faiss  # noqa: F401, PLC0415
+    if method == "previous":
+        from tests.test_evaluation import old_retrieval_metrics  # noqa: PLC0415
+    if method == "pml":
+        import pytorch_metric_learning  # noqa: F401, PLC0415
+
+    emb, labels = make_data(n, dim, n_classes)
+    floor_before = matmul_floor(emb)
+    rss_before = _maxrss_mib()
+    t0 = time.perf_counter()
+    if method in ("numpy", "faiss"):
+        m = retrieval_metrics(emb, labels, k=(1, 5, 10), clustering=False, backend=method)
+    elif method == "previous":
+        m = old_retrieval_metrics(emb, labels, ks=(1, 5, 10))
+    else:
+        m = _pml(emb, labels)
+    elapsed = time.perf_counter() - t0
+    rss = _maxrss_mib() - rss_before
+    floor_after = matmul_floor(emb)
+    return {
+        "n": n,
+        "method": method,
+        "seconds": elapsed,
+        "floor_seconds": (floor_before + floor_after) / 2,
+        "maxrss_delta_mib": rss,
+        "metrics": {key: float(m[key]) for key in KEYS if key in m},
+    }
+
+
+def run_one(n: int, method: str, dim: int, n_classes: int) -> dict | None:
+    cmd = [sys.executable, __file__, "--worker", str(n), method, "--dim", str(dim), "--classes", str(n_classes)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
+        print(f"{n:>7} {method:>8}  failed (exit {out.returncode}): {tail}", flush=True)
+        return None
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _importable(name: str) -> bool:
+    probe = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True)
+    return probe.returncode == 0
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (2,000 and 10,000)")
     parser.add_argument("--sizes", type=int, nargs="+", help="numbers of embeddings (default 10000 60000)")
-    parser.add_argument("--backends", nargs="+", default=["numpy", "faiss"], choices=["numpy", "faiss"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--classes", type=int, default=100)
-    parser.add_argument("--worker", nargs=2, metavar=("N", "BACKEND"), help=argparse.SUPPRESS)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--pml-max", type=int, default=10_000, help="largest n for pytorch-metric-learning")
+    parser.add_argument("--previous-max", type=int, default=60_000, help="largest n for the previous implementation")
+    parser.add_argument("--worker", nargs=2, metavar=("N", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -104,6 +165,9 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     sizes = args.sizes or ([2_000, 10_000] if args.quick else [10_000, 60_000])
+    methods = [m for m in args.methods if m != "pml" or _importable("pytorch_metric_learning")]
+    if "pml" in args.methods and "pml" not in methods:
+        print("pytorch-metric-learning is not importable: its column is skipped (see the docstring to install it).")
     print(
         f"retrieval_metrics (leave-one-out, k=(1, 5, 10), no clustering), d={args.dim}, "
         f"{args.classes} classes, float32"
@@ -111,24 +175,36 @@ def main(argv: list[str] | None = None) -> None:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-        f"load average at start: {load}"
+        f"numpy {np.__version__}, load average at start: {load}"
     )
-    header = f"{'n':>7} {'backend':>7} {'time s':>8} {'tracemalloc MiB':>15} {'maxrss delta MiB':>16} {'P@1':>6} {'MAP@R':>6}"
+    header = (
+        f"{'n':>7} {'method':>8} {'time s':>8} {'matmul s':>9} {'x matmul':>8} {'maxrss MiB':>10} "
+        f"{'P@1':>7} {'R-prec':>7} {'MAP@R':>7}"
+    )
     print(header)
     print("-" * len(header))
     for n in sizes:
         results = []
-        for backend in args.backends:
-            r = run_one(n, backend, args.dim, args.classes)
+        for method in methods:
+            if (method == "pml" and n > args.pml_max) or (method == "previous" and n > args.previous_max):
+                continue
+            r = run_one(n, method, args.dim, args.classes)
+            if r is None:
+                continue
             results.append(r)
+            m = r["metrics"]
             print(
-                f"{n:>7} {backend:>7} {r['seconds']:>8.2f} {r['tracemalloc_mib']:>15.1f} "
-                f"{r['maxrss_delta_mib']:>16.1f} {r['metrics']['precision_at_1']:>6.3f} {r['metrics']['map_at_r']:>6.3f}",
+                f"{n:>7} {method:>8} {r['seconds']:>8.2f} {r['floor_seconds']:>9.2f} "
+                f"{r['seconds'] / r['floor_seconds']:>8.2f} {r['maxrss_delta_mib']:>10.1f} "
+                f"{m['precision_at_1']:>7.4f} {m['r_precision']:>7.4f} {m['map_at_r']:>7.4f}",
                 flush=True,
             )
-        if len(results) > 1:
-            diff = max(abs(results[0]["metrics"][key] - r["metrics"][key]) for r in results[1:] for key in r["metrics"])
-            print(f"{'':>7} max |metric difference| between backends: {diff:.2e}")
+        base = next((r for r in results if r["method"] == "numpy"), None)
+        for r in results:
+            if base is None or r is base:
+                continue
+            diff = max(abs(base["metrics"][key] - value) for key, value in r["metrics"].items())
+            print(f"{'':>7} max |metric difference| numpy vs {r['method']}: {diff:.2e}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from dmlkeras import (
     text,
     viz,
 )
-from dmlkeras.callbacks import CollapseMonitor, CollapseWarning
+from dmlkeras.callbacks import CollapseMonitor, CollapseWarning, RetrievalEvaluation
 from dmlkeras.data import (
     ClassBalancedBatches,
     PairsDataset,
@@ -45,7 +45,6 @@ from dmlkeras.distances import (
     pairwise_distances,
 )
 from dmlkeras.evaluation import (
-    RetrievalEvaluation,
     correlation_metrics,
     kfold_verification_accuracy,
     ranking_metrics,

@@ -277,3 +277,68 @@ def index_vector(values: Any, size: int, name: str) -> np.ndarray:
     if ids.size and (ids.min() < 0 or ids.max() >= size):
         raise ValueError(f"{name} must be in [0, {size - 1}].")
     return ids.astype(np.int64)
+
+
+def embedding_array(x: Any, name: str = "embeddings") -> np.ndarray:
+    """A finite numeric NumPy array of shape ``(n, d)`` with ``n, d >= 1``.
+
+    Integer input passes unchanged (callers cast); booleans, objects, NaN
+    and infinities are refused.
+
+    Examples
+    --------
+    >>> embedding_array([[0.0, 1.0]]).shape
+    (1, 2)
+    >>> embedding_array([0.0, 1.0], "queries")
+    Traceback (most recent call last):
+    ...
+    ValueError: queries must be a 2-D array of shape (n, d); got shape (2,).
+    """
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (n, d); got shape {arr.shape}.")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one row and one column; got shape {arr.shape}.")
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name} must be numeric (float or int); got dtype {arr.dtype}.")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def float_vector(x: Any, name: str) -> np.ndarray:
+    """A non-empty, finite 1-D float64 NumPy array.
+
+    Examples
+    --------
+    >>> float_vector([1, 2], "distances")
+    array([1., 2.])
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of shape (n_pairs,); got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def check_pairs(distances: Any, is_same: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Pair distances (finite, 1-D float64) and their boolean ``is_same`` flags.
+
+    ``is_same`` may be boolean or 0/1 and must have the shape of
+    ``distances``.
+
+    Examples
+    --------
+    >>> check_pairs([0.5, 0.1], [1, 0])
+    (array([0.5, 0.1]), array([ True, False]))
+    """
+    d = float_vector(distances, "distances")
+    s = np.asarray(is_same)
+    if s.shape != d.shape:
+        raise ValueError(f"is_same must have shape {d.shape} like distances; got shape {s.shape}.")
+    if s.dtype != np.bool_:
+        if not np.isin(s, (0, 1)).all():
+            raise ValueError("is_same must be boolean (or 0/1): True for pairs of the same identity.")
+        s = s.astype(bool)
+    return d, s

@@ -242,3 +242,123 @@ class CollapseMonitor(keras.callbacks.Callback):
         )
         if self.stop:
             self.model.stop_training = True
+
+
+# ------------------------------------------------------------ evaluation
+# (Moved here from dmlkeras.evaluation, which takes arrays and never calls a
+# model; imported here so that this section is a pure append.)
+from collections.abc import Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+from numpy.typing import ArrayLike  # noqa: E402
+
+from dmlkeras._validation import check_int  # noqa: E402
+from dmlkeras.evaluation import retrieval_metrics  # noqa: E402
+
+__all__ += ["RetrievalEvaluation"]
+
+
+class RetrievalEvaluation(keras.callbacks.Callback):
+    """Keras callback logging retrieval metrics of a validation set.
+
+    Every ``every`` epochs (and at the last epoch) it embeds ``x`` with
+    ``self.model.predict(x)`` and writes ``precision_at_1``, ``map_at_r``,
+    ``r_precision`` and ``recall_at_{k}`` of
+    :func:`dmlkeras.evaluation.retrieval_metrics`
+    (leave-one-out on ``x``, or ``x`` as queries against ``gallery``) into
+    the epoch ``logs`` with ``prefix``, so they show in
+    ``history.history``, progress bars and ``keras.callbacks.CSVLogger``
+    (list this callback before CSVLogger / EarlyStopping /
+    ModelCheckpoint so they see the values). Epochs that are skipped log NaN,
+    so every key has one value per epoch.
+
+    Parameters
+    ----------
+    x : array-like
+        Model inputs of the validation queries.
+    y : array-like of shape (n,)
+        Their labels.
+    every : int, default 1
+        Evaluate every ``every`` epochs.
+    k : int or sequence of int, default (1,)
+        Cut-offs of ``recall_at_k``.
+    metric : {"euclidean", "cosine"}, default "euclidean"
+    prefix : str, default "val_"
+    gallery : tuple (x_gallery, y_gallery), optional
+        Inputs and labels of a separate gallery.
+    batch_size : int, optional
+        Passed to ``model.predict``.
+    backend : {"numpy", "faiss"}, default "numpy"
+
+    Attributes
+    ----------
+    results : list of dict
+        ``(epoch, metrics)`` of each evaluation.
+
+    Examples
+    --------
+    >>> import keras
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
+    >>> y = np.arange(20) % 2
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> cb = RetrievalEvaluation(x, y, k=(1, 5))
+    >>> h = model.fit(x, np.zeros((20, 3)), epochs=2, verbose=0, callbacks=[cb])
+    >>> sorted(name for name in h.history if name.startswith("val_"))
+    ['val_map_at_r', 'val_precision_at_1', 'val_r_precision', 'val_recall_at_1', 'val_recall_at_5']
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        y: ArrayLike,
+        every: int = 1,
+        k: int | Sequence[int] = (1,),
+        metric: str = "euclidean",
+        prefix: str = "val_",
+        gallery: tuple[Any, ArrayLike] | None = None,
+        batch_size: int | None = None,
+        backend: str = "numpy",
+    ) -> None:
+        super().__init__()
+        if gallery is not None and (not isinstance(gallery, (tuple, list)) or len(gallery) != 2):
+            raise ValueError("gallery must be a tuple (x_gallery, y_gallery).")
+        self.x = x
+        self.y = np.asarray(y)
+        self.every = check_int(every, "every")
+        self.k = tuple(sorted({check_int(v, "k") for v in ((k,) if isinstance(k, (int, np.integer)) else k)}))
+        self.metric = metric
+        self.prefix = prefix
+        self.gallery = gallery
+        self.batch_size = batch_size
+        self.backend = backend
+        self.results: list[tuple[int, dict[str, float]]] = []
+
+    def _names(self) -> list[str]:
+        return ["precision_at_1", "map_at_r", "r_precision"] + [f"recall_at_{kk}" for kk in self.k]
+
+    def evaluate(self) -> dict[str, float]:
+        """Embed the data with the current model and return the metrics."""
+        emb = np.asarray(self.model.predict(self.x, batch_size=self.batch_size, verbose=0))
+        emb = emb.reshape(emb.shape[0], -1)
+        if self.gallery is None:
+            m = retrieval_metrics(emb, self.y, k=self.k, metric=self.metric, clustering=False, backend=self.backend)
+        else:
+            g = np.asarray(self.model.predict(self.gallery[0], batch_size=self.batch_size, verbose=0))
+            m = retrieval_metrics(
+                emb, self.y, g.reshape(g.shape[0], -1), np.asarray(self.gallery[1]),
+                k=self.k, metric=self.metric, clustering=False, backend=self.backend,
+            )
+        return {name: float(m[name]) for name in self._names()}
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        last = (self.params or {}).get("epochs")
+        if (epoch + 1) % self.every == 0 or (last is not None and epoch + 1 == last):
+            values = self.evaluate()
+            self.results.append((epoch, values))
+        else:
+            values = {name: float("nan") for name in self._names()}
+        if logs is not None:
+            for name, value in values.items():
+                logs[self.prefix + name] = value

@@ -1,16 +1,19 @@
 """Evaluation metrics for embeddings: retrieval, verification, ranking.
 
-All functions take NumPy arrays (embeddings, distances, scores), never a
-model; the only exception is the :class:`RetrievalEvaluation` Keras callback,
-which calls ``model.predict`` and then :func:`retrieval_metrics`.
+Every function takes NumPy arrays (embeddings, distances, scores), never a
+model. (The Keras callback that embeds a validation set with
+``model.predict`` and calls :func:`retrieval_metrics` is
+:class:`dmlkeras.callbacks.RetrievalEvaluation`.)
 
 * Retrieval (image retrieval, few-shot, deduplication):
   :func:`retrieval_metrics` - Precision@1, Recall@K, Precision@K,
   R-Precision, MAP@R (Musgrave et al., "A Metric Learning Reality Check",
-  ECCV 2020) and KMeans NMI / AMI.
+  ECCV 2020) and KMeans NMI / AMI; single labels or multi-hot label sets.
 * Verification (face verification, LFW): :func:`verification_metrics`,
-  :func:`best_threshold`, :func:`kfold_verification_accuracy`,
-  :func:`hardest_errors`. Lower distance = more similar.
+  :func:`roc_curve`, :func:`best_threshold`,
+  :func:`kfold_verification_accuracy`, :func:`hardest_errors`, and
+  :func:`calibrate` (the threshold for a target precision, false accept
+  rate or F1). Lower distance = more similar.
 * Recommendation: :func:`ranking_metrics` (full ranking) and
   :func:`sampled_ranking_metrics` (NCF leave-one-out with sampled negatives).
 * Regression of similarities (STS): :func:`correlation_metrics`.
@@ -18,71 +21,73 @@ which calls ``model.predict`` and then :func:`retrieval_metrics`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from keras import callbacks as _keras_callbacks
 
+from dmlkeras._validation import embedding_array, check_float, check_int, check_pairs, float_vector
 from dmlkeras.index import NearestNeighbors
 
 __all__ = [
     "retrieval_metrics",
     "verification_metrics",
+    "roc_curve",
+    "RocCurve",
     "best_threshold",
+    "calibrate",
+    "Calibration",
     "kfold_verification_accuracy",
     "hardest_errors",
     "ranking_metrics",
     "sampled_ranking_metrics",
     "correlation_metrics",
-    "RetrievalEvaluation",
 ]
 
-# Entries of one (queries, K) neighbour block kept alive by retrieval_metrics.
-_CHUNK_ELEMENTS = 1 << 22
+RETRIEVAL_METRICS = ("euclidean", "cosine", "dot")
+# Entries of one (queries, n_gallery) distance block: the block size of
+# NearestNeighbors, so that each search call is one block.
+_BLOCK_ELEMENTS = 1 << 24
 
 
 # ---------------------------------------------------------------- helpers
-def _as_labels(labels: ArrayLike, n: int, name: str) -> np.ndarray:
+def _as_k_tuple(k: int | Sequence[int]) -> tuple[int, ...]:
+    if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+        ks: tuple[Any, ...] = (k,)
+    elif isinstance(k, (Sequence, np.ndarray)) and not isinstance(k, str):
+        ks = tuple(k)
+    else:
+        ks = ()
+    if not ks:
+        raise ValueError(f"k must be a positive int or a non-empty sequence of positive ints; got {k!r}.")
+    try:
+        return tuple(sorted({check_int(v, "k") for v in ks}))
+    except ValueError:
+        raise ValueError(f"k must be a positive int or a non-empty sequence of positive ints; got {k!r}.") from None
+
+
+def _retrieval_labels(labels: ArrayLike, n: int, name: str) -> np.ndarray:
+    """(n,) labels of any comparable dtype, or an (n, L) multi-hot boolean matrix."""
     arr = np.asarray(labels)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
+    if arr.ndim == 2 and arr.shape[0] == n:
+        if arr.dtype != np.bool_:
+            if not (np.issubdtype(arr.dtype, np.number) and np.isin(arr, (0, 1)).all()):
+                raise ValueError(
+                    f"{name} of shape (n, L) must be a multi-hot 0/1 (or boolean) matrix; got dtype {arr.dtype} "
+                    "with other values."
+                )
+            arr = arr.astype(bool)
+        return arr
     if arr.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) (one label per embedding); got shape {arr.shape}.")
+        raise ValueError(
+            f"{name} must have shape ({n},) (one label per embedding) or ({n}, n_labels) (multi-hot); "
+            f"got shape {arr.shape}."
+        )
     return arr
-
-
-def _as_k_tuple(k: int | Sequence[int]) -> tuple[int, ...]:
-    ks = (k,) if isinstance(k, (int, np.integer)) else tuple(k)
-    if not ks or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in ks):
-        raise ValueError(f"k must be a positive int or a non-empty sequence of positive ints; got {k!r}.")
-    return tuple(sorted({int(v) for v in ks}))
-
-
-def _as_1d_float(x: ArrayLike, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array of shape (n_pairs,); got shape {arr.shape}.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    return arr
-
-
-def _as_is_same(is_same: ArrayLike, n: int) -> np.ndarray:
-    arr = np.asarray(is_same)
-    if arr.shape != (n,):
-        raise ValueError(f"is_same must have shape ({n},) like distances; got shape {arr.shape}.")
-    if arr.dtype != bool:
-        if not np.isin(arr, (0, 1)).all():
-            raise ValueError("is_same must be boolean (or 0/1): True for pairs of the same identity.")
-        arr = arr.astype(bool)
-    return arr
-
-
-def _pairs(distances: ArrayLike, is_same: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    d = _as_1d_float(distances, "distances")
-    return d, _as_is_same(is_same, d.shape[0])
 
 
 # -------------------------------------------------------------- retrieval
@@ -100,12 +105,14 @@ def retrieval_metrics(
     """Retrieval and clustering quality of labelled embeddings.
 
     Each query is ranked against the gallery by ``metric`` distance (exact
-    search, :class:`dmlkeras.index.NearestNeighbors`, ties by smaller gallery
-    index). ``rel(i) = 1`` when the ``i``-th retrieved item has the query's
-    label. With ``R`` the number of gallery items that have the query's label
-    (the query itself excluded in leave-one-out mode) the metrics are, each
-    averaged over queries (definitions of Musgrave, Belongie and Lim, "A
-    Metric Learning Reality Check", ECCV 2020):
+    search, ties by smaller gallery index, the order of
+    :class:`dmlkeras.index.NearestNeighbors`). ``rel(i) = 1`` when the
+    ``i``-th retrieved item is relevant: it has the query's label, or, with
+    multi-hot labels, shares at least one label with the query. With ``R``
+    the number of relevant gallery items (the query itself excluded in
+    leave-one-out mode) the metrics are, each averaged over queries
+    (definitions of Musgrave, Belongie and Lim, "A Metric Learning Reality
+    Check", ECCV 2020):
 
     * ``precision_at_1``: ``rel(1)``.
     * ``recall_at_{k}``: 1 if at least one of the top ``k`` is relevant
@@ -114,35 +121,45 @@ def retrieval_metrics(
     * ``r_precision``: ``(1/R) sum_{i<=R} rel(i)``.
     * ``map_at_r``: ``(1/R) sum_{i<=R} P(i) rel(i)`` with
       ``P(i) = (1/i) sum_{j<=i} rel(j)``.
-    * ``nmi``, ``ami`` (when ``clustering``): normalized / adjusted mutual
-      information between the query labels and KMeans clusters of the query
-      embeddings (``n_clusters`` = number of query classes, ``n_init=10``,
-      ``random_state=seed``; embeddings are L2-normalised first when
-      ``metric="cosine"``).
+    * ``nmi``, ``ami`` (when ``clustering``; single labels only):
+      normalized / adjusted mutual information between the query labels
+      and KMeans clusters of the query embeddings (``n_clusters`` = number
+      of query classes, ``n_init=10``, ``random_state=seed``; embeddings are
+      L2-normalised first when ``metric="cosine"``).
 
-    Queries whose label has no other item in the gallery (``R = 0``) are left
-    out of the retrieval averages, as in the reference implementation;
-    ``n_queries`` says how many were used.
+    Queries without a relevant gallery item (``R = 0``) are left out of the
+    retrieval averages, as in the reference implementation; ``n_queries``
+    says how many were used.
+
+    The exact search runs in blocks of queries: one BLAS matrix product per
+    block, then a linear-time selection (:func:`numpy.partition`) of each
+    query's ``max(R, k)`` nearest items and a sort of those only. Queries
+    are processed grouped by class, so that a block selects exactly ``R``
+    items. Memory is bounded by the block (about 280 MiB), whatever the
+    number of embeddings.
 
     Parameters
     ----------
     query_emb : array-like of shape (n_queries, d)
-    query_labels : array-like of shape (n_queries,)
-        Any labels comparable with ``==`` (ints, strings).
+    query_labels : array-like of shape (n_queries,) or (n_queries, n_labels)
+        Any labels comparable with ``==`` (ints, strings), or a multi-hot
+        0/1 matrix (relevant = shares a label).
     gallery_emb : array-like of shape (n_gallery, d), optional
         ``None``: leave-one-out within the query set (each query is searched
         among the other queries).
-    gallery_labels : array-like of shape (n_gallery,), optional
-        Required with ``gallery_emb``.
+    gallery_labels : array-like of shape (n_gallery,) or (n_gallery, n_labels), optional
+        Required with ``gallery_emb``; the same kind as ``query_labels``.
     k : int or sequence of int, default (1, 5, 10)
         Cut-offs of ``recall_at_k`` and ``precision_at_k``.
-    metric : {"euclidean", "cosine"}, default "euclidean"
+    metric : {"euclidean", "cosine", "dot"}, default "euclidean"
+        ``"dot"`` ranks by decreasing inner product.
     clustering : bool, default True
         Also compute ``nmi`` and ``ami`` (KMeans costs time on large sets).
     seed : int, default 0
         KMeans ``random_state``.
     backend : {"numpy", "faiss"}, default "numpy"
-        Neighbour search backend (same results).
+        Neighbour search backend (same results; the numpy one is the faster
+        here, faiss is kept for comparison).
 
     Returns
     -------
@@ -154,8 +171,9 @@ def retrieval_metrics(
     Raises
     ------
     ValueError
-        On shape mismatches, a ``k`` larger than the gallery, or when no
-        query has a relevant gallery item.
+        On shape mismatches, a ``k`` that is not a positive int or larger
+        than the gallery, ``clustering=True`` with multi-hot labels, or when
+        no query has a relevant gallery item.
 
     Examples
     --------
@@ -169,11 +187,20 @@ def retrieval_metrics(
     The last query (3.0) retrieves 4.0 (relevant), then 1.0 (not relevant;
     it ties with 5.0 at distance 2 and has the smaller index), so its
     ``R = 2`` gives AP = (1/2) (1/1 + 0) = 0.5; the others score 1.
+
+    Multi-hot labels: an item is relevant when it shares a label.
+
+    >>> tags = np.array([[1, 0], [1, 1], [0, 1], [0, 1], [1, 1]])
+    >>> retrieval_metrics(emb, tags, k=1, clustering=False)["precision_at_1"]
+    1.0
     """
-    q = np.asarray(query_emb)
-    if q.ndim != 2:
-        raise ValueError(f"query_emb must be a 2-D array of shape (n_queries, d); got shape {q.shape}.")
-    ql = _as_labels(query_labels, q.shape[0], "query_labels")
+    if metric not in RETRIEVAL_METRICS:
+        raise ValueError(f"metric must be one of {RETRIEVAL_METRICS}; got {metric!r}.")
+    if backend not in ("numpy", "faiss"):
+        raise ValueError(f"backend must be 'numpy' or 'faiss'; got {backend!r}.")
+    q = embedding_array(query_emb, "query_emb")
+    ks = _as_k_tuple(k)
+    ql = _retrieval_labels(query_labels, q.shape[0], "query_labels")
     loo = gallery_emb is None
     if loo:
         if gallery_labels is not None:
@@ -182,61 +209,122 @@ def retrieval_metrics(
     else:
         if gallery_labels is None:
             raise ValueError("gallery_emb given without gallery_labels.")
-        g = np.asarray(gallery_emb)
-        if g.ndim != 2 or g.shape[1] != q.shape[1]:
+        g = embedding_array(gallery_emb, "gallery_emb")
+        if g.shape[1] != q.shape[1]:
             raise ValueError(
                 f"gallery_emb must have shape (n_gallery, {q.shape[1]}) like query_emb; got shape {g.shape}."
             )
-        gl = _as_labels(gallery_labels, g.shape[0], "gallery_labels")
-    ks = _as_k_tuple(k)
+        gl = _retrieval_labels(gallery_labels, g.shape[0], "gallery_labels")
+    multi_hot = ql.ndim == 2
+    if gl.ndim != ql.ndim or (multi_hot and gl.shape[1] != ql.shape[1]):
+        raise ValueError(
+            f"query_labels and gallery_labels must be of the same kind (both (n,) or both (n, L)); "
+            f"got shapes {ql.shape} and {gl.shape}."
+        )
+    if multi_hot and clustering:
+        raise ValueError("clustering=True needs one label per embedding; pass clustering=False with multi-hot labels.")
     n_avail = g.shape[0] - (1 if loo else 0)
     if ks[-1] > n_avail:
         raise ValueError(
             f"k={ks[-1]} is larger than the {n_avail} gallery items a query can retrieve"
             f"{' (leave-one-out)' if loo else ''}; use smaller k."
         )
-    _, codes = np.unique(np.concatenate([ql, gl]), return_inverse=True)
-    q_codes, g_codes = codes[: len(ql)], codes[len(ql):]
-    n_per_label = np.bincount(g_codes, minlength=int(codes.max()) + 1)
-    r_all = n_per_label[q_codes] - (1 if loo else 0)
+    relevance = _Relevance(ql, gl, loo)
+    r_all = relevance.counts()
     evaluated = np.flatnonzero(r_all > 0)
     if evaluated.size == 0:
-        raise ValueError("No query has an item with its label in the gallery (R = 0 for all queries).")
+        raise ValueError("No query has a relevant item in the gallery (R = 0 for all queries).")
+    # Group queries of equal R (of one class) so that each block selects
+    # exactly R items.
+    order = evaluated[np.argsort(r_all[evaluated], kind="stable")]
 
     nn = NearestNeighbors(metric=metric, backend=backend).fit(g)
+    block = max(1, _BLOCK_ELEMENTS // g.shape[0])
+    if backend == "faiss":
+        block = max(1, min(block, (1 << 22) // max(ks[-1], int(r_all[evaluated].max()))))
+
     cuts = tuple(sorted(set(ks) | {1}))  # Precision@1 is always reported
-    k_all = max(ks[-1], int(r_all[evaluated].max()))
-    chunk = max(1, _CHUNK_ELEMENTS // k_all)
-    sums = {"r_precision": 0.0, "map_at_r": 0.0}
-    hits = dict.fromkeys(cuts, 0.0)
-    correct = dict.fromkeys(cuts, 0.0)
-    for start in range(0, evaluated.size, chunk):
-        rows = evaluated[start : start + chunk]
+    acc = _RetrievalSums(cuts)
+    for start in range(0, order.size, block):
+        rows = order[start : start + block]
         r = r_all[rows]
         kc = max(ks[-1], int(r.max()))
         _, idx = nn.search(q[rows], kc, exclude=rows if loo else None)
-        rel = g_codes[idx] == q_codes[rows, None]
-        cum = np.cumsum(rel, axis=1, dtype=np.int64)
-        for kk in cuts:
-            hits[kk] += float(np.count_nonzero(cum[:, kk - 1]))
-            correct[kk] += float(cum[:, kk - 1].sum()) / kk
-        sums["r_precision"] += float(np.sum(cum[np.arange(rows.size), r - 1] / r))
-        ranks = np.arange(1, kc + 1)
-        within_r = ranks[None, :] <= r[:, None]
-        ap = np.sum(np.where(rel & within_r, cum / ranks[None, :], 0.0), axis=1) / r
-        sums["map_at_r"] += float(ap.sum())
+        acc.add(relevance.of(rows, idx), r)
 
     n_eval = evaluated.size
-    out: dict[str, float] = {"precision_at_1": correct[1] / n_eval}
+    out: dict[str, float] = {"precision_at_1": acc.correct[1] / n_eval}
     for kk in ks:
-        out[f"recall_at_{kk}"] = hits[kk] / n_eval
-        out[f"precision_at_{kk}"] = correct[kk] / n_eval
-    out["r_precision"] = sums["r_precision"] / n_eval
-    out["map_at_r"] = sums["map_at_r"] / n_eval
+        out[f"recall_at_{kk}"] = acc.hits[kk] / n_eval
+        out[f"precision_at_{kk}"] = acc.correct[kk] / n_eval
+    out["r_precision"] = acc.r_precision / n_eval
+    out["map_at_r"] = acc.map_at_r / n_eval
     if clustering:
-        out.update(_clustering_scores(q, q_codes, metric, seed))
+        out.update(_clustering_scores(q, relevance.query_codes, metric, seed))
     out["n_queries"] = int(n_eval)
     return out
+
+
+class _Relevance:
+    """Which gallery items are relevant to which query (label codes or multi-hot sets)."""
+
+    def __init__(self, ql: np.ndarray, gl: np.ndarray, loo: bool) -> None:
+        self.loo = loo
+        self.multi_hot = ql.ndim == 2
+        if self.multi_hot:
+            self.q_bits = np.packbits(ql, axis=1)
+            self.g_bits = np.packbits(gl, axis=1)
+            self.q_float = ql.astype(np.float32)
+            self.g_float_t = np.ascontiguousarray(gl.T.astype(np.float32))
+            self.query_codes = None
+        else:
+            _, codes = np.unique(np.concatenate([ql, gl]), return_inverse=True)
+            codes = codes.ravel()
+            self.query_codes, self.g_codes = codes[: len(ql)], codes[len(ql):]
+
+    def counts(self) -> np.ndarray:
+        """R of every query."""
+        if not self.multi_hot:
+            n_per_label = np.bincount(self.g_codes, minlength=int(max(self.query_codes.max(), self.g_codes.max())) + 1)
+            return n_per_label[self.query_codes] - (1 if self.loo else 0)
+        n_q = self.q_float.shape[0]
+        out = np.empty(n_q, dtype=np.int64)
+        block = max(1, _BLOCK_ELEMENTS // self.g_float_t.shape[1])
+        for start in range(0, n_q, block):
+            shared = self.q_float[start : start + block] @ self.g_float_t
+            out[start : start + block] = np.count_nonzero(shared > 0.5, axis=1)
+        if self.loo:
+            out -= self.q_bits.any(axis=1)  # an item with a label shares it with itself
+        return out
+
+    def of(self, rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """rel[i, j]: is gallery item idx[i, j] relevant to query rows[i]?"""
+        if not self.multi_hot:
+            return self.g_codes[idx] == self.query_codes[rows, None]
+        return (self.q_bits[rows][:, None, :] & self.g_bits[idx]).any(axis=2)
+
+
+class _RetrievalSums:
+    """Running sums of the per-query retrieval metrics."""
+
+    def __init__(self, cuts: tuple[int, ...]) -> None:
+        self.cuts = cuts
+        self.hits = dict.fromkeys(cuts, 0.0)
+        self.correct = dict.fromkeys(cuts, 0.0)
+        self.r_precision = 0.0
+        self.map_at_r = 0.0
+
+    def add(self, rel: np.ndarray, r: np.ndarray) -> None:
+        b, kc = rel.shape
+        cum = np.cumsum(rel, axis=1, dtype=np.int64)
+        for kk in self.cuts:
+            self.hits[kk] += float(np.count_nonzero(cum[:, kk - 1]))
+            self.correct[kk] += float(cum[:, kk - 1].sum()) / kk
+        self.r_precision += float(np.sum(cum[np.arange(b), r - 1] / r))
+        if np.any(r < kc):
+            rel = rel & (np.arange(1, kc + 1)[None, :] <= r[:, None])
+        precision = cum / np.arange(1, kc + 1, dtype=np.float64)
+        self.map_at_r += float(np.sum(np.sum(precision, axis=1, where=rel) / r))
 
 
 def _clustering_scores(x: np.ndarray, codes: np.ndarray, metric: str, seed: int) -> dict[str, float]:
@@ -286,7 +374,7 @@ def best_threshold(distances: ArrayLike, is_same: ArrayLike) -> tuple[float, flo
     >>> best_threshold([0.1, 0.6, 0.5, 0.9], [True, True, False, False])
     (0.3, 0.75)
     """
-    d, s = _pairs(distances, is_same)
+    d, s = check_pairs(distances, is_same)
     return _best_threshold(d, s)
 
 
@@ -346,26 +434,87 @@ def verification_metrics(distances: ArrayLike, is_same: ArrayLike) -> dict[str, 
     >>> m["roc_auc"], m["eer"], m["accuracy"], m["best_threshold"]
     (1.0, 0.0, 1.0, 0.25)
     """
-    from sklearn.metrics import roc_auc_score, roc_curve  # noqa: PLC0415
-
-    d, s = _pairs(distances, is_same)
-    if s.all() or not s.any():
-        raise ValueError("is_same must contain both same (True) and different (False) pairs.")
-    fpr, tpr, _ = roc_curve(s, -d, drop_intermediate=False)
+    d, s = check_pairs(distances, is_same)
+    roc = roc_curve(d, s)
     thr, acc = _best_threshold(d, s)
-    out = {
-        "roc_auc": float(roc_auc_score(s, -d)),
-        "eer": _eer(fpr, tpr),
-        "best_threshold": thr,
-        "accuracy": acc,
-    }
+    out = {"roc_auc": roc.auc, "eer": roc.eer, "best_threshold": thr, "accuracy": acc}
     for far in (1e-3, 1e-2):
-        out[f"tar_at_far_{far:g}"] = float(tpr[fpr <= far].max())
+        out[f"tar_at_far_{far:g}"] = float(roc.tar[roc.far <= far].max())
     return out
 
 
-def _eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Equal error rate of an ROC curve (fpr, tpr increasing from (0, 0))."""
+@dataclass(frozen=True)
+class RocCurve:
+    """ROC curve of pair distances, from :func:`roc_curve`.
+
+    Attributes
+    ----------
+    far : ndarray
+        False accept rates (FPR), increasing from 0 to 1.
+    tar : ndarray
+        True accept rates (TPR) at the same operating points.
+    thresholds : ndarray
+        Distance threshold of each point (predict "same" when
+        ``distance <= threshold``), decreasing strictness: ``-inf`` first
+        (nothing accepted), then every distinct distance in increasing order.
+    auc : float
+        Area under the curve.
+    eer : float
+        Equal error rate: where FAR equals the false reject rate
+        ``1 - TAR``, linearly interpolated between the two points around
+        the crossing.
+    """
+
+    far: np.ndarray
+    tar: np.ndarray
+    thresholds: np.ndarray
+    auc: float
+    eer: float
+
+
+def roc_curve(distances: ArrayLike, is_same: ArrayLike) -> RocCurve:
+    """ROC curve, AUC and equal error rate of pair distances (lower = same).
+
+    Computed by :func:`sklearn.metrics.roc_curve` and
+    :func:`sklearn.metrics.roc_auc_score` on ``-distances`` with every
+    operating point kept (``drop_intermediate=False``).
+
+    Parameters
+    ----------
+    distances : array-like of shape (n_pairs,)
+    is_same : array-like of shape (n_pairs,)
+        Boolean (or 0/1); both classes must be present.
+
+    Returns
+    -------
+    RocCurve
+
+    Examples
+    --------
+    >>> roc = roc_curve([0.1, 0.4, 0.35, 0.8], [True, True, False, False])
+    >>> roc.far, roc.tar
+    (array([0. , 0. , 0.5, 0.5, 1. ]), array([0. , 0.5, 0.5, 1. , 1. ]))
+    >>> roc.thresholds
+    array([-inf, 0.1 , 0.35, 0.4 , 0.8 ])
+    >>> roc.auc, roc.eer
+    (0.75, 0.5)
+    """
+    from sklearn import metrics  # noqa: PLC0415
+
+    d, s = check_pairs(distances, is_same)
+    if s.all() or not s.any():
+        raise ValueError("is_same must contain both same (True) and different (False) pairs.")
+    fpr, tpr, thr = metrics.roc_curve(s, -d, drop_intermediate=False)
+    return RocCurve(
+        far=fpr,
+        tar=tpr,
+        thresholds=-thr,
+        auc=float(metrics.roc_auc_score(s, -d)),
+        eer=_equal_error_rate(fpr, tpr),
+    )
+
+
+def _equal_error_rate(fpr: np.ndarray, tpr: np.ndarray) -> float:
     diff = (1.0 - tpr) - fpr  # starts at 1, ends at -1
     i = int(np.argmax(diff <= 0))
     if i == 0:
@@ -414,7 +563,7 @@ def kfold_verification_accuracy(
     >>> mean, std, thr.shape
     (1.0, 0.0, (4,))
     """
-    d, s = _pairs(distances, is_same)
+    d, s = check_pairs(distances, is_same)
     n = d.size
     if folds is None:
         if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or not 2 <= n_folds <= n:
@@ -465,9 +614,8 @@ def hardest_errors(
     >>> e["false_accepts"], e["false_rejects"]
     (array([0, 4]), array([2, 3]))
     """
-    d, s = _pairs(distances, is_same)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"k must be a non-negative int; got {k!r}.")
+    d, s = check_pairs(distances, is_same)
+    k = check_int(k, "k", minimum=0)
     thr = float(threshold)
     if not np.isfinite(thr):
         raise ValueError(f"threshold must be a finite float; got {threshold!r}.")
@@ -481,6 +629,159 @@ def hardest_errors(
         "n_false_accepts": int(fa.size),
         "n_false_rejects": int(fr.size),
     }
+
+
+# ------------------------------------------------------------ calibration
+CALIBRATION_METRICS = ("precision", "far", "f1")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A calibrated distance threshold and the curve it was read from.
+
+    Pairs with ``distance <= threshold`` are predicted "same". The curve has
+    one point per distinct distance ``t`` (ascending): the operating point
+    of the rule ``distance <= t``.
+
+    Attributes
+    ----------
+    threshold : float
+        The chosen threshold.
+    metric : str
+        ``"precision"``, ``"far"`` or ``"f1"``.
+    target : float or None
+        The requested value (``None``: F1 maximised).
+    value : float
+        The metric's value at ``threshold``.
+    thresholds : ndarray
+        The distinct distances, ascending.
+    precision, recall, far, f1 : ndarray
+        Precision, recall (true accept rate), false accept rate and F1 at
+        each threshold.
+    """
+
+    threshold: float
+    metric: str
+    target: float | None
+    value: float
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    far: np.ndarray
+    f1: np.ndarray
+
+
+def calibrate(
+    distances: ArrayLike,
+    is_same: ArrayLike,
+    target: float | None = None,
+    metric: str = "f1",
+) -> Calibration:
+    """Choose a distance threshold for a target precision, false accept rate or F1.
+
+    Every distinct distance ``t`` is a candidate (predict "same" when
+    ``distance <= t``); the rule depends on ``metric``:
+
+    * ``"far"``: the largest ``t`` whose false accept rate (different pairs
+      accepted / different pairs) is at most ``target``, i.e. the highest
+      recall at that FAR ("1 in 1,000 false accepts": ``target=1e-3``). If
+      even the smallest distance is a false accept above the budget, the
+      threshold lies just below it (nothing accepted, FAR 0).
+    * ``"precision"``: the largest ``t`` whose precision (same pairs among
+      the accepted) is at least ``target`` (highest recall at that
+      precision); an error if no ``t`` reaches it.
+    * ``"f1"``: with ``target=None``, the ``t`` of maximal F1 (the smallest
+      of equal ones); with a target, the largest ``t`` whose F1 reaches it.
+
+    Calibrate on validation pairs, then apply the threshold to new ones
+    (for example in :class:`dmlkeras.index.Matcher`).
+
+    Parameters
+    ----------
+    distances : array-like of shape (n_pairs,)
+        Lower = more similar (for similarities, pass ``-similarity`` and
+        negate the threshold).
+    is_same : array-like of shape (n_pairs,)
+        Boolean (or 0/1); both classes must be present.
+    target : float, optional
+        In ``[0, 1]``; required for ``"precision"`` and ``"far"``.
+    metric : {"f1", "precision", "far"}, default "f1"
+
+    Returns
+    -------
+    Calibration
+        ``threshold``, ``value`` and the curve (``thresholds``,
+        ``precision``, ``recall``, ``far``, ``f1``).
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, one class only, a missing or out-of-range target, or a
+        precision that no threshold reaches.
+
+    Examples
+    --------
+    >>> d = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    >>> same = [True, True, False, True, False, False]
+    >>> c = calibrate(d, same, target=0.0, metric="far")
+    >>> c.threshold, c.value, float(c.recall[1])
+    (0.2, 0.0, 0.6666666666666666)
+    >>> c = calibrate(d, same, target=0.7, metric="precision")
+    >>> c.threshold, c.value
+    (0.4, 0.75)
+    >>> calibrate(d, same).threshold  # best F1 = 6/7
+    0.4
+    """
+    if metric not in CALIBRATION_METRICS:
+        raise ValueError(f"metric must be one of {CALIBRATION_METRICS}; got {metric!r}.")
+    if target is None:
+        if metric != "f1":
+            raise ValueError(f"metric={metric!r} needs a target in [0, 1] (e.g. target=1e-3 for 'far').")
+    else:
+        target = check_float(target, "target", minimum=0.0, maximum=1.0)
+    d, s = check_pairs(distances, is_same)
+    n_same = int(s.sum())
+    n_diff = s.size - n_same
+    if n_same == 0 or n_diff == 0:
+        raise ValueError("is_same must contain both same (True) and different (False) pairs.")
+    order = np.argsort(d, kind="stable")
+    ds, ss = d[order], s[order]
+    uniq, first = np.unique(ds, return_index=True)
+    accepted = np.append(first[1:], ds.size)  # pairs with distance <= each threshold
+    tp = np.cumsum(ss)[accepted - 1]
+    fp = accepted - tp
+    precision = tp / accepted
+    recall = tp / n_same
+    far = fp / n_diff
+    f1 = 2.0 * tp / (accepted + n_same)
+    curve = {"precision": precision, "far": far, "f1": f1}[metric]
+    if metric == "far":
+        ok = np.flatnonzero(far <= target)
+    elif target is None:
+        ok = np.array([int(np.argmax(f1))])
+    else:
+        ok = np.flatnonzero(curve >= target)
+    if ok.size:
+        j = int(ok[-1])
+        threshold, value = float(uniq[j]), float(curve[j])
+    elif metric == "far":
+        threshold, value = float(np.nextafter(uniq[0], -np.inf)), 0.0
+    else:
+        best = int(np.argmax(curve))
+        raise ValueError(
+            f"No threshold reaches {metric} >= {target}; the best is {curve[best]:.4g} at threshold {uniq[best]:.4g}."
+        )
+    return Calibration(
+        threshold=threshold,
+        metric=metric,
+        target=target,
+        value=value,
+        thresholds=uniq,
+        precision=precision,
+        recall=recall,
+        far=far,
+        f1=f1,
+    )
 
 
 # ----------------------------------------------------------------- ranking
@@ -660,8 +961,8 @@ def correlation_metrics(predicted: ArrayLike, gold: ArrayLike) -> dict[str, floa
     """
     from scipy import stats  # noqa: PLC0415
 
-    p = _as_1d_float(predicted, "predicted")
-    g = _as_1d_float(gold, "gold")
+    p = float_vector(predicted, "predicted")
+    g = float_vector(gold, "gold")
     if p.shape != g.shape or p.size < 2:
         raise ValueError(f"predicted and gold must have the same shape (n,), n >= 2; got {p.shape} and {g.shape}.")
     if np.ptp(p) == 0 or np.ptp(g) == 0:
@@ -670,110 +971,3 @@ def correlation_metrics(predicted: ArrayLike, gold: ArrayLike) -> dict[str, floa
         "pearson": float(stats.pearsonr(p, g).statistic),
         "spearman": float(stats.spearmanr(p, g).statistic),
     }
-
-
-# ---------------------------------------------------------------- callback
-class RetrievalEvaluation(_keras_callbacks.Callback):
-    """Keras callback logging retrieval metrics of a validation set.
-
-    Every ``every`` epochs (and at the last epoch) it embeds ``x`` with
-    ``self.model.predict(x)`` and writes ``precision_at_1``, ``map_at_r``,
-    ``r_precision`` and ``recall_at_{k}`` of :func:`retrieval_metrics`
-    (leave-one-out on ``x``, or ``x`` as queries against ``gallery``) into
-    the epoch ``logs`` with ``prefix``, so they show in
-    ``history.history``, progress bars and ``keras.callbacks.CSVLogger``
-    (list this callback before CSVLogger / EarlyStopping /
-    ModelCheckpoint so they see the values). Epochs that are skipped log NaN,
-    so every key has one value per epoch.
-
-    Parameters
-    ----------
-    x : array-like
-        Model inputs of the validation queries.
-    y : array-like of shape (n,)
-        Their labels.
-    every : int, default 1
-        Evaluate every ``every`` epochs.
-    k : int or sequence of int, default (1,)
-        Cut-offs of ``recall_at_k``.
-    metric : {"euclidean", "cosine"}, default "euclidean"
-    prefix : str, default "val_"
-    gallery : tuple (x_gallery, y_gallery), optional
-        Inputs and labels of a separate gallery.
-    batch_size : int, optional
-        Passed to ``model.predict``.
-    backend : {"numpy", "faiss"}, default "numpy"
-
-    Attributes
-    ----------
-    results : list of dict
-        ``(epoch, metrics)`` of each evaluation.
-
-    Examples
-    --------
-    >>> import keras
-    >>> x = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
-    >>> y = np.arange(20) % 2
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> model.compile(optimizer="sgd", loss="mse")
-    >>> cb = RetrievalEvaluation(x, y, k=(1, 5))
-    >>> h = model.fit(x, np.zeros((20, 3)), epochs=2, verbose=0, callbacks=[cb])
-    >>> sorted(name for name in h.history if name.startswith("val_"))
-    ['val_map_at_r', 'val_precision_at_1', 'val_r_precision', 'val_recall_at_1', 'val_recall_at_5']
-    """
-
-    def __init__(
-        self,
-        x: Any,
-        y: ArrayLike,
-        every: int = 1,
-        k: int | Sequence[int] = (1,),
-        metric: str = "euclidean",
-        prefix: str = "val_",
-        gallery: tuple[Any, ArrayLike] | None = None,
-        batch_size: int | None = None,
-        backend: str = "numpy",
-    ) -> None:
-        super().__init__()
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"every must be a positive int; got {every!r}.")
-        if gallery is not None and (not isinstance(gallery, (tuple, list)) or len(gallery) != 2):
-            raise ValueError("gallery must be a tuple (x_gallery, y_gallery).")
-        self.x = x
-        self.y = np.asarray(y)
-        self.every = int(every)
-        self.k = _as_k_tuple(k)
-        self.metric = metric
-        self.prefix = prefix
-        self.gallery = gallery
-        self.batch_size = batch_size
-        self.backend = backend
-        self.results: list[tuple[int, dict[str, float]]] = []
-
-    def _names(self) -> list[str]:
-        return ["precision_at_1", "map_at_r", "r_precision"] + [f"recall_at_{kk}" for kk in self.k]
-
-    def evaluate(self) -> dict[str, float]:
-        """Embed the data with the current model and return the metrics."""
-        emb = np.asarray(self.model.predict(self.x, batch_size=self.batch_size, verbose=0))
-        emb = emb.reshape(emb.shape[0], -1)
-        if self.gallery is None:
-            m = retrieval_metrics(emb, self.y, k=self.k, metric=self.metric, clustering=False, backend=self.backend)
-        else:
-            g = np.asarray(self.model.predict(self.gallery[0], batch_size=self.batch_size, verbose=0))
-            m = retrieval_metrics(
-                emb, self.y, g.reshape(g.shape[0], -1), np.asarray(self.gallery[1]),
-                k=self.k, metric=self.metric, clustering=False, backend=self.backend,
-            )
-        return {name: float(m[name]) for name in self._names()}
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        last = (self.params or {}).get("epochs")
-        if (epoch + 1) % self.every == 0 or (last is not None and epoch + 1 == last):
-            values = self.evaluate()
-            self.results.append((epoch, values))
-        else:
-            values = {name: float("nan") for name in self._names()}
-        if logs is not None:
-            for name, value in values.items():
-                logs[self.prefix + name] = value

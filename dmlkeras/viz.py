@@ -10,7 +10,8 @@ other integer types are read the same way) or float in ``[0, 1]``.
 
 * :func:`plot_embeddings` - 2-D t-SNE / PCA / UMAP map coloured by class,
   with optional image thumbnails.
-* :func:`plot_roc`, :func:`plot_distance_histograms` - verification.
+* :func:`plot_roc`, :func:`plot_distance_histograms` - verification (the
+  ROC curve is :func:`dmlkeras.evaluation.roc_curve`).
 * :func:`plot_neighbors`, :func:`plot_image_pairs`, :func:`plot_image_grid` -
   retrieved items, hardest pairs, galleries.
 * :func:`plot_history` - Keras training curves.
@@ -32,6 +33,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from numpy.typing import ArrayLike
+
+from dmlkeras._validation import check_int, check_pairs
+from dmlkeras.evaluation import roc_curve
 
 __all__ = [
     "plot_embeddings",
@@ -116,12 +120,6 @@ def _class_name(label: Any, class_names: Sequence[str] | Mapping[Any, str] | Non
             f"class_names as a sequence is indexed by integer labels 0..{len(class_names) - 1}; "
             f"label {label!r} has no entry (pass a dict label -> name instead)."
         ) from err
-
-
-def _pos_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    return int(value)
 
 
 def _class_colors(n: int) -> list[Any]:
@@ -231,7 +229,7 @@ def plot_embeddings(
         raise ValueError(f"labels must have shape ({x.shape[0]},); got shape {y.shape}.")
     if method not in EMBEDDING_METHODS:
         raise ValueError(f"method must be one of {EMBEDDING_METHODS}; got {method!r}.")
-    max_points = _pos_int(max_points, "max_points")
+    max_points = check_int(max_points, "max_points")
     imgs = None
     if images is not None:
         imgs = _image_batch(images, "images")
@@ -307,16 +305,9 @@ def plot_roc(
     >>> ax.get_legend().get_texts()[0].get_text()
     'model: AUC = 0.750, EER = 50.0%'
     """
-    from sklearn.metrics import roc_auc_score, roc_curve  # noqa: PLC0415
-
-    from dmlkeras.evaluation import _eer, _pairs  # noqa: PLC0415
-
-    d, s = _pairs(distances, is_same)
-    if s.all() or not s.any():
-        raise ValueError("is_same must contain both same (True) and different (False) pairs.")
-    fpr, tpr, _ = roc_curve(s, -d, drop_intermediate=False)
-    auc = float(roc_auc_score(s, -d))
-    eer = _eer(fpr, tpr)
+    d, s = check_pairs(distances, is_same)
+    roc = roc_curve(d, s)
+    fpr, tpr, auc, eer = roc.far, roc.tar, roc.auc, roc.eer
     ax = _new_ax(ax, (5.5, 5.0))
     if not any(line.get_gid() == "chance" for line in ax.get_lines()) and not log_scale:
         ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, gid="chance", label="_nolegend_")
@@ -367,10 +358,8 @@ def plot_distance_histograms(
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['same (n=2)', 'different (n=2)', 'threshold = 0.5']
     """
-    from dmlkeras.evaluation import _pairs  # noqa: PLC0415
-
-    d, s = _pairs(distances, is_same)
-    bins = _pos_int(bins, "bins")
+    d, s = check_pairs(distances, is_same)
+    bins = check_int(bins, "bins")
     edges = np.histogram_bin_edges(d, bins=bins)
     ax = _new_ax(ax, (6.0, 4.0))
     for mask, name, color in ((s, "same", "tab:green"), (~s, "different", "tab:red")):
@@ -431,7 +420,7 @@ def plot_neighbors(
     idx = np.asarray(indices)
     if idx.ndim != 2 or idx.shape[1] == 0 or not np.issubdtype(idx.dtype, np.integer):
         raise ValueError(f"indices must be an int array of shape (q, k); got {idx.dtype} array of shape {idx.shape}.")
-    rows = min(_pos_int(n_queries, "n_queries"), idx.shape[0])
+    rows = min(check_int(n_queries, "n_queries"), idx.shape[0])
     qimg = _image_batch(query_images, "query_images", n=rows)
     gimg = _image_batch(gallery_images, "gallery_images")
     if idx[:rows].min() < 0 or idx[:rows].max() >= gimg.shape[0]:
@@ -526,7 +515,7 @@ def plot_image_pairs(
         raise ValueError(f"images_a and images_b must hold the same number (>= 1) of images; got {n} and {b.shape[0]}.")
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles must have one entry per pair ({n}); got {len(titles)}.")
-    ncols = min(_pos_int(ncols, "ncols"), n)
+    ncols = min(check_int(ncols, "ncols"), n)
     nrows = math.ceil(n / ncols)
     rgb = a.ndim == 4 or b.ndim == 4
     h = max(a.shape[1], b.shape[1])
@@ -578,7 +567,7 @@ def plot_image_grid(
         raise ValueError("images must hold at least one image.")
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles must have one entry per image ({n}); got {len(titles)}.")
-    ncols = min(_pos_int(ncols, "ncols"), n)
+    ncols = min(check_int(ncols, "ncols"), n)
     nrows = math.ceil(n / ncols)
     fig = _new_fig(fig, (1.4 * ncols, 1.5 * nrows + 0.2))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()

@@ -199,3 +199,58 @@ def test_fit_without_the_metrics_warns_what_to_add():
     with pytest.warns(UserWarning, match="MeanPositiveDistance") as caught:
         model.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[CollapseMonitor()])
     assert len([w for w in caught if "CollapseMonitor cannot" in str(w.message)]) == 1
+
+
+# ------------------------------------------------- RetrievalEvaluation
+# (moved here from tests/test_evaluation.py with the callback)
+import csv  # noqa: E402
+
+from dmlkeras.callbacks import RetrievalEvaluation  # noqa: E402
+from dmlkeras.evaluation import retrieval_metrics  # noqa: E402
+
+
+def test_retrieval_evaluation_callback(tmp_path):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 8)
+    x = (rng.normal(size=(32, 6)) + 2 * np.eye(6)[y]).astype("float32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="mse")
+    cb = RetrievalEvaluation(x, y, k=(1, 3), metric="cosine")
+    log_path = tmp_path / "log.csv"
+    history = model.fit(
+        x, np.zeros((32, 3)), epochs=2, batch_size=16, verbose=0,
+        callbacks=[cb, keras.callbacks.CSVLogger(str(log_path))],
+    )
+    names = ["val_precision_at_1", "val_map_at_r", "val_r_precision", "val_recall_at_1", "val_recall_at_3"]
+    for name in names:
+        assert len(history.history[name]) == 2
+    expected = retrieval_metrics(model.predict(x, verbose=0), y, k=(1, 3), metric="cosine", clustering=False)
+    assert history.history["val_map_at_r"][-1] == pytest.approx(expected["map_at_r"])
+    assert history.history["val_recall_at_3"][-1] == pytest.approx(expected["recall_at_3"])
+    assert len(cb.results) == 2
+    with open(log_path) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and float(rows[1]["val_map_at_r"]) == pytest.approx(expected["map_at_r"])
+
+
+def test_retrieval_evaluation_every_and_gallery():
+    rng = np.random.default_rng(1)
+    y = np.tile(np.arange(3), 6)
+    x = rng.normal(size=(18, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    cb = RetrievalEvaluation(x[:6], y[:6], every=2, prefix="test_", gallery=(x[6:], y[6:]))
+    history = model.fit(x, np.zeros((18, 2)), epochs=3, verbose=0, callbacks=[cb])
+    values = history.history["test_precision_at_1"]
+    # epoch 1 skipped (NaN), epoch 2 evaluated, epoch 3 is the last one
+    assert math.isnan(values[0]) and not math.isnan(values[1]) and not math.isnan(values[2])
+    assert [epoch for epoch, _ in cb.results] == [1, 2]
+    expected = retrieval_metrics(
+        model.predict(x[:6], verbose=0), y[:6], model.predict(x[6:], verbose=0), y[6:], k=1, clustering=False
+    )
+    assert values[2] == pytest.approx(expected["precision_at_1"])
+    with pytest.raises(ValueError, match="every"):
+        RetrievalEvaluation(x, y, every=0)
+    with pytest.raises(ValueError, match="gallery"):
+        RetrievalEvaluation(x, y, gallery=x)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import doctest
 import math
 
-import keras
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,13 +12,14 @@ from hypothesis import strategies as st
 
 import dmlkeras.evaluation as ev
 from dmlkeras.evaluation import (
-    RetrievalEvaluation,
     best_threshold,
+    calibrate,
     correlation_metrics,
     hardest_errors,
     kfold_verification_accuracy,
     ranking_metrics,
     retrieval_metrics,
+    roc_curve,
     sampled_ranking_metrics,
     verification_metrics,
 )
@@ -28,7 +27,10 @@ from dmlkeras.evaluation import (
 
 # ------------------------------------------------------------- retrieval
 def reference_retrieval(q, ql, g=None, gl=None, ks=(1, 5, 10), metric="euclidean"):
-    """Musgrave et al. definitions, one query at a time."""
+    """Musgrave et al. definitions, one query at a time.
+
+    Labels of shape (n, L) are multi-hot sets: relevant = shares a label.
+    """
     loo = g is None
     if loo:
         g, gl = q, ql
@@ -44,11 +46,16 @@ def reference_retrieval(q, ql, g=None, gl=None, ks=(1, 5, 10), metric="euclidean
                 continue
             if metric == "euclidean":
                 dist = float(np.linalg.norm(q[i] - g[j]))
+            elif metric == "dot":
+                dist = -float(q[i] @ g[j])
             else:
                 dist = 1.0 - float(q[i] @ g[j] / (np.linalg.norm(q[i]) * np.linalg.norm(g[j])))
             cand.append((dist, j))
         cand.sort()
-        rel = [int(gl[j] == ql[i]) for _, j in cand]
+        if np.ndim(ql) == 2:
+            rel = [int(np.any(np.logical_and(gl[j], ql[i]))) for _, j in cand]
+        else:
+            rel = [int(gl[j] == ql[i]) for _, j in cand]
         r = sum(rel)
         if r == 0:
             continue
@@ -106,7 +113,7 @@ def test_retrieval_hand_computed_map_at_r():
     n=st.integers(4, 30),
     n_classes=st.integers(1, 5),
     separate_gallery=st.booleans(),
-    metric=st.sampled_from(["euclidean", "cosine"]),
+    metric=st.sampled_from(["euclidean", "cosine", "dot"]),
     backend=st.sampled_from(["numpy", "faiss"]),
 )
 def test_retrieval_matches_loop_reference(seed, n, n_classes, separate_gallery, metric, backend):
@@ -136,11 +143,162 @@ def test_retrieval_chunks_and_large_r(monkeypatch):
     emb = rng.normal(size=(300, 4)) + labels[:, None]
     ref = reference_retrieval(emb, labels, ks=(1, 5))
     whole = retrieval_metrics(emb, labels, k=(1, 5), clustering=False)
-    monkeypatch.setattr(ev, "_CHUNK_ELEMENTS", 500)
+    monkeypatch.setattr(ev, "_BLOCK_ELEMENTS", 500)
     chunked = retrieval_metrics(emb, labels, k=(1, 5), clustering=False)
     for key in ref:
         assert whole[key] == pytest.approx(ref[key], abs=1e-12)
         assert chunked[key] == pytest.approx(ref[key], abs=1e-12)
+
+
+# The implementation of retrieval_metrics before it was made fast (dmlkeras
+# 0.1.0, commit f4d8d5f): its exact search (partition, mask, stable argsort
+# of the k nearest) and its per-chunk metric loop, single labels only. The
+# fast one must give the same values.
+def _old_search(q, g, k, metric, exclude):
+    dtype = np.float64 if g.dtype == np.float64 else np.float32
+    g = np.array(g, dtype=dtype)
+    q = np.asarray(q, dtype=dtype)
+    if metric == "cosine":
+        g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12).astype(dtype)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12).astype(dtype)
+    d = q @ g.T
+    if metric == "euclidean":
+        d *= -2.0
+        d += np.einsum("ij,ij->i", q, q)[:, None]
+        d += np.einsum("ij,ij->i", g, g)[None, :]
+    else:
+        np.subtract(1.0, d, out=d)
+    if exclude is not None:
+        d[np.arange(len(q)), exclude] = np.inf
+    b = d.shape[0]
+    kth = np.partition(d, k - 1, axis=1)[:, k - 1]
+    mask = d <= kth[:, None]
+    tied = np.flatnonzero(mask.sum(axis=1) > k)
+    if tied.size:
+        sub = d[tied]
+        below = sub < kth[tied, None]
+        need = k - below.sum(axis=1)
+        equal = sub == kth[tied, None]
+        mask[tied] = below | (equal & (np.cumsum(equal, axis=1) <= need[:, None]))
+    _, cols = np.nonzero(mask)
+    idx = cols.reshape(b, k)
+    order = np.argsort(np.take_along_axis(d, idx, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1)
+
+
+def old_retrieval_metrics(q, ql, g=None, gl=None, ks=(1, 5, 10), metric="euclidean"):
+    loo = g is None
+    if loo:
+        g, gl = q, ql
+    _, codes = np.unique(np.concatenate([ql, gl]), return_inverse=True)
+    q_codes, g_codes = codes[: len(ql)], codes[len(ql):]
+    r_all = np.bincount(g_codes, minlength=int(codes.max()) + 1)[q_codes] - (1 if loo else 0)
+    evaluated = np.flatnonzero(r_all > 0)
+    cuts = tuple(sorted(set(ks) | {1}))
+    k_all = max(ks[-1], int(r_all[evaluated].max()))
+    chunk = max(1, (1 << 22) // k_all)
+    rp = ap_sum = 0.0
+    hits = dict.fromkeys(cuts, 0.0)
+    correct = dict.fromkeys(cuts, 0.0)
+    for start in range(0, evaluated.size, chunk):
+        rows = evaluated[start : start + chunk]
+        r = r_all[rows]
+        kc = max(ks[-1], int(r.max()))
+        idx = _old_search(q[rows], g, kc, metric, rows if loo else None)
+        rel = g_codes[idx] == q_codes[rows, None]
+        cum = np.cumsum(rel, axis=1, dtype=np.int64)
+        for kk in cuts:
+            hits[kk] += float(np.count_nonzero(cum[:, kk - 1]))
+            correct[kk] += float(cum[:, kk - 1].sum()) / kk
+        rp += float(np.sum(cum[np.arange(rows.size), r - 1] / r))
+        ranks = np.arange(1, kc + 1)
+        within_r = ranks[None, :] <= r[:, None]
+        ap_sum += float((np.sum(np.where(rel & within_r, cum / ranks[None, :], 0.0), axis=1) / r).sum())
+    n = evaluated.size
+    out = {"precision_at_1": correct[1] / n, "r_precision": rp / n, "map_at_r": ap_sum / n, "n_queries": n}
+    for kk in ks:
+        out[f"recall_at_{kk}"] = hits[kk] / n
+        out[f"precision_at_{kk}"] = correct[kk] / n
+    return out
+
+
+@pytest.mark.parametrize(
+    "metric, dtype, grid",
+    [("euclidean", "float32", True), ("euclidean", "float64", True), ("euclidean", "float64", False),
+     ("cosine", "float64", False)],
+)
+@pytest.mark.parametrize("separate_gallery", [False, True])
+def test_retrieval_equals_previous_implementation(metric, dtype, grid, separate_gallery, monkeypatch):
+    # MNIST-like: few large classes (R >> k), many blocks (small ones) with
+    # class boundaries inside them. On the grid (multiples of 1/4) every
+    # distance is computed exactly, so there are many exact ties (and
+    # duplicates) whose order must be the same. Off the grid, float64
+    # only: float32 matrix products round differently with the block shape
+    # (BLAS kernels), so either implementation reorders float32 near-ties
+    # with its block size.
+    rng = np.random.default_rng(3)
+    n, n_classes = 1500, 6
+    labels = rng.integers(0, n_classes, n)
+
+    def points(m, lab=None):
+        x = rng.normal(size=(m, 8)) + (0.0 if lab is None else 1.5 * np.eye(8)[lab])
+        return (np.round(x * 4) / 4 if grid else x).astype(dtype)
+
+    emb = points(n, labels)
+    emb[100:110] = emb[0]
+    g = gl = None
+    if separate_gallery:
+        g = points(700)
+        gl = rng.integers(0, n_classes, 700)
+    ks = (1, 4, 10)
+    old = old_retrieval_metrics(emb, labels, g, gl, ks, metric)
+    monkeypatch.setattr(ev, "_BLOCK_ELEMENTS", 50_000)
+    new = retrieval_metrics(emb, labels, g, gl, k=ks, metric=metric, clustering=False)
+    assert set(new) == set(old)
+    for key in old:
+        assert new[key] == pytest.approx(old[key], abs=1e-7), key
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(3, 25),
+    n_labels=st.integers(2, 12),  # (n, 1) is a column of single labels
+    separate_gallery=st.booleans(),
+    backend=st.sampled_from(["numpy", "faiss"]),
+)
+def test_retrieval_multi_hot_matches_loop_reference(seed, n, n_labels, separate_gallery, backend):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n, 3))
+    ql = rng.random((n, n_labels)) < 0.3
+    g = gl = None
+    if separate_gallery:
+        g = rng.normal(size=(n + 3, 3))
+        gl = (rng.random((n + 3, n_labels)) < 0.3).astype(np.int64)
+    ks = (1, 2)
+    ref = reference_retrieval(q, ql, g, gl, ks)
+    if ref["n_queries"] == 0:
+        with pytest.raises(ValueError, match="R = 0"):
+            retrieval_metrics(q, ql, g, gl, k=ks, clustering=False, backend=backend)
+        return
+    m = retrieval_metrics(q, ql, g, gl, k=ks, clustering=False, backend=backend)
+    for key, value in ref.items():
+        assert m[key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_retrieval_multi_hot_one_label_equals_single_labels():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 60)
+    emb = rng.normal(size=(60, 5)) + np.eye(5)[labels]
+    single = retrieval_metrics(emb, labels, k=(1, 3), clustering=False)
+    multi = retrieval_metrics(emb, np.eye(4, dtype=bool)[labels], k=(1, 3), clustering=False)
+    assert single == pytest.approx(multi, abs=1e-15)
+    with pytest.raises(ValueError, match="clustering=True needs one label"):
+        retrieval_metrics(emb, np.eye(4)[labels], k=1)
+    with pytest.raises(ValueError, match="multi-hot 0/1"):
+        retrieval_metrics(emb, np.eye(4)[labels] * 2, k=1, clustering=False)
+    with pytest.raises(ValueError, match="same kind"):
+        retrieval_metrics(emb, np.eye(4)[labels], emb, labels, k=1, clustering=False)
 
 
 def test_retrieval_lone_queries_and_reported_keys():
@@ -167,7 +325,7 @@ def test_retrieval_clustering_scores():
 
 def test_retrieval_errors():
     emb = np.zeros((4, 2))
-    with pytest.raises(ValueError, match=r"shape \(n_queries, d\)"):
+    with pytest.raises(ValueError, match=r"query_emb must be a 2-D array of shape \(n, d\)"):
         retrieval_metrics(np.zeros(4), [0, 0, 1, 1])
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         retrieval_metrics(emb, [0, 0, 1])
@@ -175,6 +333,9 @@ def test_retrieval_errors():
         retrieval_metrics(emb, [0, 0, 1, 1])
     with pytest.raises(ValueError, match="positive int"):
         retrieval_metrics(emb, [0, 0, 1, 1], k=0)
+    for bad in (2.5, (1, 2.5), "5", True, ()):
+        with pytest.raises(ValueError, match="k must be a positive int"):
+            retrieval_metrics(emb, [0, 0, 1, 1], k=bad)
     with pytest.raises(ValueError, match="without gallery_labels"):
         retrieval_metrics(emb, [0, 0, 1, 1], emb, k=1)
     with pytest.raises(ValueError, match=r"shape \(n_gallery, 2\)"):
@@ -403,52 +564,101 @@ def test_correlation_metrics():
         correlation_metrics(x, x[:3])
 
 
-# --------------------------------------------------------------- callback
-def test_retrieval_evaluation_callback(tmp_path):
-    keras.utils.set_random_seed(0)
+# ------------------------------------------------------------ calibrate
+def reference_calibrate(d, s, target, metric):
+    """Brute force: every candidate threshold, one at a time."""
+    points = []
+    for t in sorted(set(d.tolist())):
+        acc = [i for i in range(len(d)) if d[i] <= t]
+        tp = sum(1 for i in acc if s[i])
+        fp = len(acc) - tp
+        n_same, n_diff = int(s.sum()), int((~s).sum())
+        precision, recall, far = tp / len(acc), tp / n_same, fp / n_diff
+        f1 = 2 * tp / (len(acc) + n_same)  # = 2PR / (P + R), without its rounding at exact targets
+        points.append((t, {"precision": precision, "recall": recall, "far": far, "f1": f1}))
+    values = [p[metric] for _, p in points]
+    if metric == "far":
+        ok = [i for i, v in enumerate(values) if v <= target]
+    elif target is None:
+        best = max(values)
+        ok = [min(i for i, v in enumerate(values) if v == best)]
+    else:
+        ok = [i for i, v in enumerate(values) if v >= target]
+    if ok:
+        return points[ok[-1]][0], values[ok[-1]], points
+    if metric == "far":
+        return float(np.nextafter(min(d), -np.inf)), 0.0, points
+    return None, None, points
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(2, 40),
+    levels=st.sampled_from([3, 10, 1000]),
+    metric=st.sampled_from(["precision", "far", "f1"]),
+    target=st.sampled_from([None, 0.0, 0.05, 0.3, 0.5, 0.8, 1.0]),
+)
+def test_calibrate_matches_brute_force(seed, n, levels, metric, target):
+    rng = np.random.default_rng(seed)
+    s = rng.random(n) < 0.5
+    s[0], s[1] = True, False
+    d = np.round(rng.random(n) * levels + (~s) * rng.random() * levels) / levels  # ties when levels is small
+    if target is None and metric != "f1":
+        with pytest.raises(ValueError, match="needs a target"):
+            calibrate(d, s, target, metric)
+        return
+    thr, value, points = reference_calibrate(d, s, target, metric)
+    if thr is None:
+        with pytest.raises(ValueError, match="No threshold reaches"):
+            calibrate(d, s, target, metric)
+        return
+    c = calibrate(d, s, target, metric)
+    assert c.threshold == thr and c.value == pytest.approx(value, abs=1e-12)
+    assert c.metric == metric and c.target == target
+    np.testing.assert_array_equal(c.thresholds, [t for t, _ in points])
+    for name in ("precision", "recall", "far", "f1"):
+        np.testing.assert_allclose(getattr(c, name), [p[name] for _, p in points], atol=1e-12)
+    # the rule holds on the data: accepting d <= threshold
+    accepted = d <= c.threshold
+    if metric == "far":
+        assert np.sum(accepted & ~s) / np.sum(~s) <= target
+
+
+def test_calibrate_far_operating_point_and_errors():
     rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(4), 8)
-    x = (rng.normal(size=(32, 6)) + 2 * np.eye(6)[y]).astype("float32")
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
-    model.compile(optimizer="sgd", loss="mse")
-    cb = RetrievalEvaluation(x, y, k=(1, 3), metric="cosine")
-    log_path = tmp_path / "log.csv"
-    history = model.fit(
-        x, np.zeros((32, 3)), epochs=2, batch_size=16, verbose=0,
-        callbacks=[cb, keras.callbacks.CSVLogger(str(log_path))],
-    )
-    names = ["val_precision_at_1", "val_map_at_r", "val_r_precision", "val_recall_at_1", "val_recall_at_3"]
-    for name in names:
-        assert len(history.history[name]) == 2
-    expected = retrieval_metrics(model.predict(x, verbose=0), y, k=(1, 3), metric="cosine", clustering=False)
-    assert history.history["val_map_at_r"][-1] == pytest.approx(expected["map_at_r"])
-    assert history.history["val_recall_at_3"][-1] == pytest.approx(expected["recall_at_3"])
-    assert len(cb.results) == 2
-    with open(log_path) as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 2 and float(rows[1]["val_map_at_r"]) == pytest.approx(expected["map_at_r"])
+    same = rng.normal(0.4, 0.1, 2000)
+    diff = rng.normal(1.0, 0.15, 20000)
+    d = np.concatenate([same, diff])
+    s = np.arange(d.size) < same.size
+    c = calibrate(d, s, target=1e-3, metric="far")
+    far = np.mean(diff <= c.threshold)
+    assert far <= 1e-3 and far > 5e-4  # the largest threshold within budget: 20 of 20,000 at most
+    assert c.value == pytest.approx(far)
+    # the smallest distance is a false accept: nothing can be accepted at FAR 0
+    c = calibrate([0.1, 0.2, 0.3], [False, True, True], target=0.0, metric="far")
+    assert c.threshold < 0.1 and c.value == 0.0
+    with pytest.raises(ValueError, match="metric must be one of"):
+        calibrate(d, s, 0.1, metric="recall")
+    with pytest.raises(ValueError, match="target must be a finite number"):
+        calibrate(d, s, 1.5, metric="precision")
+    with pytest.raises(ValueError, match="both same"):
+        calibrate([0.1, 0.2], [True, True], 0.1, metric="far")
 
 
-def test_retrieval_evaluation_every_and_gallery():
+def test_roc_curve_points_and_verification_agree():
     rng = np.random.default_rng(1)
-    y = np.tile(np.arange(3), 6)
-    x = rng.normal(size=(18, 4)).astype("float32")
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    model.compile(optimizer="sgd", loss="mse")
-    cb = RetrievalEvaluation(x[:6], y[:6], every=2, prefix="test_", gallery=(x[6:], y[6:]))
-    history = model.fit(x, np.zeros((18, 2)), epochs=3, verbose=0, callbacks=[cb])
-    values = history.history["test_precision_at_1"]
-    # epoch 1 skipped (NaN), epoch 2 evaluated, epoch 3 is the last one
-    assert math.isnan(values[0]) and not math.isnan(values[1]) and not math.isnan(values[2])
-    assert [epoch for epoch, _ in cb.results] == [1, 2]
-    expected = retrieval_metrics(
-        model.predict(x[:6], verbose=0), y[:6], model.predict(x[6:], verbose=0), y[6:], k=1, clustering=False
-    )
-    assert values[2] == pytest.approx(expected["precision_at_1"])
-    with pytest.raises(ValueError, match="every"):
-        RetrievalEvaluation(x, y, every=0)
-    with pytest.raises(ValueError, match="gallery"):
-        RetrievalEvaluation(x, y, gallery=x)
+    s = rng.random(300) < 0.4
+    d = np.round(rng.random(300) + 0.5 * ~s, 2)
+    roc = roc_curve(d, s)
+    ref = roc_points(d, s)
+    np.testing.assert_allclose(roc.far, [p[0] for p in ref])
+    np.testing.assert_allclose(roc.tar, [p[1] for p in ref])
+    assert roc.thresholds[0] == -np.inf
+    np.testing.assert_array_equal(roc.thresholds[1:], np.unique(d))
+    m = verification_metrics(d, s)
+    assert (m["roc_auc"], m["eer"]) == (roc.auc, roc.eer)
+    assert 0.0 < roc.eer < 0.5
 
 
 def test_docstring_examples():
