@@ -1,0 +1,410 @@
+"""Labeled Faces in the Wild: face images by person (identification) and the official pairs (verification).
+
+The loaders reproduce scikit-learn's ``fetch_lfw_people`` / ``fetch_lfw_pairs``
+(same images, order, labels and pixels, with its default crop) but read the
+data folder without writing beside it; decoded arrays are cached in
+``cache_dir()/lfw``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+from tqdm import tqdm
+
+from dmlkeras.datasets._storage import PathLike, Remote, cached_arrays, fetch, register
+
+__all__ = ["PAIRS_FILES", "decode_faces", "lfw_pair_people", "load_lfw_pairs", "load_lfw_people", "read_pairs_file"]
+
+_FIGSHARE = "https://ndownloader.figshare.com/files/"
+_IMAGES = "lfw_home/lfw_funneled"
+_N_IMAGES = 13233
+#: The pairs file of each subset, relative to a data folder.
+PAIRS_FILES = {
+    "train": "lfw_home/pairsDevTrain.txt",
+    "test": "lfw_home/pairsDevTest.txt",
+    "10_folds": "lfw_home/pairs.txt",
+}
+# scikit-learn's default crop of the 250 x 250 LFW images: rows 70:195, columns 78:172.
+_ROWS = (70, 195)
+_COLS = (78, 172)
+_CACHE_VERSION = 1
+
+# The URLs and the archive checksum are the ones scikit-learn's
+# fetch_lfw_people / fetch_lfw_pairs use (sklearn/datasets/_lfw.py).
+register(
+    files={
+        "lfw_home/pairsDevTrain.txt": (
+            (56579, "1d454dada7dfeca0e7eab6f65dc4e97a6312d44cf142207be28d688be92aabfa"),
+        ),
+        "lfw_home/pairsDevTest.txt": (
+            (26002, "7cb06600ea8b2814ac26e946201cdb304296262aad67d046a16a7ec85d0ff87c"),
+        ),
+        "lfw_home/pairs.txt": (
+            (155335, "ea42330c62c92989f9d7c03237ed5d591365e89b3e649747777b70e692dc1592"),
+        ),
+    },
+    remotes={
+        "lfw-pairsDevTrain": Remote(_FIGSHARE + "5976012", ("lfw_home/pairsDevTrain.txt",)),
+        "lfw-pairsDevTest": Remote(_FIGSHARE + "5976009", ("lfw_home/pairsDevTest.txt",)),
+        "lfw-pairs": Remote(_FIGSHARE + "5976006", ("lfw_home/pairs.txt",)),
+        "lfw-funneled": Remote(
+            _FIGSHARE + "5976015",
+            (_IMAGES,),
+            archive="tar",
+            sha256="b47c8422c8cded889dc5a13418c4bc2abbda121092b3533a83306f90d900100a",
+        ),
+    },
+    folders={_IMAGES: ("*/*.jpg", _N_IMAGES, "LFW images")},
+)
+
+
+def _face_shape(resize: float | None, color: bool) -> tuple[int, ...]:
+    h = _ROWS[1] - _ROWS[0]
+    w = _COLS[1] - _COLS[0]
+    if resize is not None:
+        if not resize > 0:
+            raise ValueError(f"resize must be a positive float or None, got {resize!r}.")
+        h, w = int(resize * h), int(resize * w)
+    return (h, w, 3) if color else (h, w)
+
+
+def decode_faces(paths: Sequence[Path], shape: tuple[int, ...]) -> np.ndarray:
+    """Decode LFW JPEGs exactly like scikit-learn's ``_load_imgs`` with its default crop.
+
+    ``shape`` is the output shape of one face, ``(h, w)`` or ``(h, w, 3)``
+    (62 x 47 for the loaders' default ``resize=0.5``): the 125 x 94 crop is
+    resized to it (PIL's default filter, as scikit-learn does) and averaged
+    to gray unless it has 3 channels.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        250 x 250 LFW JPEG files.
+    shape : tuple of int
+
+    Returns
+    -------
+    numpy.ndarray of float32 in [0, 1], shape (len(paths), *shape)
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> path = Path(tempfile.mkdtemp()) / "face.jpg"
+    >>> Image.new("RGB", (250, 250), (255, 255, 255)).save(path)
+    >>> faces = decode_faces([path], (62, 47))
+    >>> faces.shape, float(faces.max())
+    ((1, 62, 47), 1.0)
+    """
+    from PIL import Image
+
+    faces = np.zeros((len(paths), *shape), dtype=np.float32)
+    box = (_COLS[0], _ROWS[0], _COLS[1], _ROWS[1])
+    bar = tqdm(paths, desc="Decoding LFW images", unit="img", disable=len(paths) < 1000)
+    for i, path in enumerate(bar):
+        with Image.open(path) as img:
+            if img.mode != "RGB":
+                img = img.convert("RGB")
+            img = img.crop(box).resize((shape[1], shape[0]))
+            face = np.asarray(img, dtype=np.float32)
+        face /= 255.0
+        faces[i] = face if len(shape) == 3 else face.mean(axis=2)
+    return faces
+
+
+def _list_images(folder: Path) -> list[str]:
+    return sorted(f for f in os.listdir(folder) if not f.startswith("."))
+
+
+def _cache_key(kind: str, params: dict[str, object], folder: Path, files: Iterable[str]) -> str:
+    """Hash the loader arguments, the image folder and the (name, size) of each file."""
+    digest = hashlib.sha256()
+    header = {"kind": kind, "version": _CACHE_VERSION, "folder": str(folder), **params}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for rel in files:
+        digest.update(f"{rel}\0{(folder / rel).stat().st_size}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _person(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def load_lfw_people(
+    min_faces_per_person: int = 0,
+    resize: float | None = 0.5,
+    color: bool = False,
+    people: Iterable[str] | None = None,
+    data_dir: PathLike | None = None,
+    download: bool = True,
+    verify: bool = False,
+    cache: bool = True,
+) -> Bunch:
+    """Load the LFW face images with person labels (identification).
+
+    Reproduces ``sklearn.datasets.fetch_lfw_people`` with its default crop
+    ``slice_=(slice(70, 195), slice(78, 172))``: same images, same order
+    (shuffled with ``RandomState(42)``), same labels, but reads
+    ``lfw_home/lfw_funneled`` without writing anything beside the data.
+    Decoded arrays are cached in ``cache_dir()/lfw``.
+
+    Parameters
+    ----------
+    min_faces_per_person : int, default=0
+        Keep only people with at least this many images.
+    resize : float or None, default=0.5
+        Scale factor of the 125 x 94 crop (0.5 gives 62 x 47); None keeps it.
+    color : bool, default=False
+        Keep the RGB channels; otherwise average them to gray.
+    people : iterable of str, optional
+        Keep only these people (names with spaces or underscores, e.g. the
+        result of :func:`lfw_pair_people`).
+    data_dir : str or path-like, optional
+        Folder searched first for ``lfw_home/`` (see :func:`data_home`).
+    download : bool, default=True
+        Download scikit-learn's ``lfw-funneled.tgz`` when no local copy exists
+        (the 2007 "funneled" images; a local ``lfw_funneled`` folder may hold
+        another alignment, e.g. the deep-funneled images of the shared test data).
+    verify : bool, default=False
+        Check that the image folder holds the 13,233 LFW images.
+    cache : bool, default=True
+        Read and write the decoded arrays in :func:`cache_dir`.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``images``: float32 in [0, 1], shape (n, h, w) or (n, h, w, 3);
+        ``target``: int64 person index of each image;
+        ``target_names``: sorted person names (with spaces).
+
+    Raises
+    ------
+    ValueError
+        ``people`` names someone absent from LFW, or no person is left.
+
+    Examples
+    --------
+    >>> from dmlkeras.datasets import load_lfw_people, lfw_pair_people
+    >>> lfw = load_lfw_people(people=lfw_pair_people("train"))  # doctest: +SKIP
+    >>> lfw.images.shape[1:], len(lfw.target_names)  # doctest: +SKIP
+    ((62, 47), 2132)
+    """
+    shape = _face_shape(resize, color)
+    folder = fetch([_IMAGES], data_dir, download, verify)[_IMAGES]
+    wanted = None if people is None else {_person(p) for p in people}
+    files: list[str] = []
+    names: list[str] = []
+    for person in sorted(os.listdir(folder)):
+        if person.startswith(".") or not (folder / person).is_dir():
+            continue
+        if wanted is not None and _person(person) not in wanted:
+            continue
+        images = _list_images(folder / person)
+        if len(images) >= min_faces_per_person:
+            files += [f"{person}/{image}" for image in images]
+            names += [_person(person)] * len(images)
+    if wanted is not None:
+        unknown = wanted - {_person(p) for p in os.listdir(folder)}
+        if unknown:
+            raise ValueError(f"Not in LFW ({len(unknown)} names): {sorted(unknown)[:5]}")
+    if not files:
+        raise ValueError(f"No images left with min_faces_per_person={min_faces_per_person}.")
+    order = np.arange(len(files))
+    np.random.RandomState(42).shuffle(order)
+    files = [files[i] for i in order]
+    target_names = np.unique(names)
+    target = np.searchsorted(target_names, [names[i] for i in order]).astype(np.int64)
+
+    key = _cache_key("people", {"resize": resize, "color": color}, folder, files)
+    arrays = cached_arrays(
+        "lfw",
+        f"people-{key}",
+        lambda: {"images": decode_faces([folder / f for f in files], shape)},
+        cache,
+    )
+    return Bunch(images=arrays["images"], target=target, target_names=target_names)
+
+
+def read_pairs_file(path: PathLike) -> tuple[list[tuple[str, int, str, int]], np.ndarray, np.ndarray]:
+    r"""Parse an LFW pairs file like scikit-learn: ``(specs, target, folds)``.
+
+    Each spec is ``(name1, index1, name2, index2)`` with 1-based image indices.
+    A two-number header ``n_folds n_per_class`` (pairs.txt) gives the fold of
+    each pair: each fold holds ``n_per_class`` matched then mismatched pairs.
+
+    Parameters
+    ----------
+    path : path
+        A file of :data:`PAIRS_FILES` (``pairsDevTrain.txt``, ...).
+
+    Returns
+    -------
+    specs : list of (str, int, str, int)
+    target : numpy.ndarray of int64
+        1 for a matched pair (same person), 0 otherwise.
+    folds : numpy.ndarray of int64
+        The fold of each pair (zeros without a fold header).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "pairs.txt"
+    >>> _ = path.write_text("1\nAnn_A\t1\t2\nAnn_A\t1\tBob_B\t3\n")
+    >>> specs, target, folds = read_pairs_file(path)
+    >>> specs, target.tolist(), folds.tolist()
+    ([('Ann_A', 1, 'Ann_A', 2), ('Ann_A', 1, 'Bob_B', 3)], [1, 0], [0, 0])
+    """
+    with open(path, "rb") as f:
+        lines = [line.decode().strip().split("\t") for line in f]
+    specs: list[tuple[str, int, str, int]] = []
+    same: list[int] = []
+    for i, parts in enumerate(lines):
+        if len(parts) == 3:
+            specs.append((parts[0], int(parts[1]), parts[0], int(parts[2])))
+        elif len(parts) == 4:
+            specs.append((parts[0], int(parts[1]), parts[2], int(parts[3])))
+        elif len(parts) > 4:
+            raise ValueError(f"{path}: invalid line {i + 1}: {parts!r}")
+        else:
+            continue
+        same.append(int(len(parts) == 3))
+    target = np.array(same, dtype=np.int64)
+    header = lines[0] if lines else []
+    if len(header) == 2:
+        folds = np.arange(len(specs), dtype=np.int64) // (2 * int(header[1]))
+    else:
+        folds = np.zeros(len(specs), dtype=np.int64)
+    return specs, target, folds
+
+
+def _pairs_file(subset: str) -> str:
+    if subset not in PAIRS_FILES:
+        raise ValueError(f"subset must be one of {sorted(PAIRS_FILES)}, got {subset!r}.")
+    return PAIRS_FILES[subset]
+
+
+def lfw_pair_people(
+    subset: str = "train",
+    data_dir: PathLike | None = None,
+    download: bool = True,
+) -> set[str]:
+    """Return the names of the people that appear in an LFW pairs file.
+
+    Parameters
+    ----------
+    subset : {"train", "test", "10_folds"}, default="train"
+        ``pairsDevTrain.txt``, ``pairsDevTest.txt`` or ``pairs.txt``.
+    data_dir : str or path-like, optional
+        Folder searched first for ``lfw_home/`` (see :func:`data_home`).
+    download : bool, default=True
+        Download the pairs file when no local copy exists.
+
+    Returns
+    -------
+    set of str
+        Person names with spaces, as in ``load_lfw_people().target_names``.
+
+    Examples
+    --------
+    >>> from dmlkeras.datasets import lfw_pair_people
+    >>> train = lfw_pair_people("train")  # doctest: +SKIP
+    >>> train.isdisjoint(lfw_pair_people("test"))  # doctest: +SKIP
+    True
+    """
+    rel = _pairs_file(subset)
+    specs, _, _ = read_pairs_file(fetch([rel], data_dir, download, False)[rel])
+    return {_person(n) for a, _, b, _ in specs for n in (a, b)}
+
+
+def load_lfw_pairs(
+    subset: str = "train",
+    resize: float | None = 0.5,
+    color: bool = False,
+    data_dir: PathLike | None = None,
+    download: bool = True,
+    verify: bool = False,
+    cache: bool = True,
+) -> Bunch:
+    """Load LFW face pairs (verification: same person or not).
+
+    Reproduces ``sklearn.datasets.fetch_lfw_pairs`` (same pairs, order,
+    labels and pixels, with its default crop) without writing beside the
+    data. Decoded arrays are cached in ``cache_dir()/lfw``.
+
+    Parameters
+    ----------
+    subset : {"train", "test", "10_folds"}, default="train"
+        View 1 training pairs (2,200), View 1 test pairs (1,000), or the
+        View 2 evaluation set of 10 folds (6,000).
+    resize : float or None, default=0.5
+        Scale factor of the 125 x 94 crop (0.5 gives 62 x 47); None keeps it.
+    color : bool, default=False
+        Keep the RGB channels; otherwise average them to gray.
+    data_dir : str or path-like, optional
+        Folder searched first for ``lfw_home/`` (see :func:`data_home`).
+    download : bool, default=True
+        Download missing files (images archive, pairs file).
+    verify : bool, default=False
+        Check the SHA-256 of the pairs file and the number of images.
+    cache : bool, default=True
+        Read and write the decoded arrays in :func:`cache_dir`.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``pairs``: float32 in [0, 1], shape (n, 2, h, w) or (n, 2, h, w, 3);
+        ``target``: int64, 1 = same person, 0 = different persons;
+        ``target_names``: ``["Different persons", "Same person"]``;
+        ``names``: (n, 2) person names (with spaces);
+        ``folds``: (n,) fold 0..9 for ``"10_folds"`` (each fold: 300 matched
+        then 300 mismatched pairs), zeros otherwise.
+
+    Examples
+    --------
+    >>> from dmlkeras.datasets import load_lfw_pairs
+    >>> test = load_lfw_pairs("test")  # doctest: +SKIP
+    >>> test.pairs.shape, int(test.target.sum())  # doctest: +SKIP
+    ((1000, 2, 62, 47), 500)
+    """
+    rel = _pairs_file(subset)
+    shape = _face_shape(resize, color)
+    paths = fetch([rel, _IMAGES], data_dir, download, verify)
+    folder = paths[_IMAGES]
+    specs, target, folds = read_pairs_file(paths[rel])
+    listings: dict[str, list[str]] = {}
+    files: list[str] = []
+    for a, i, b, j in specs:
+        for person, index in ((a, i), (b, j)):
+            if person not in listings:
+                listings[person] = _list_images(folder / person)
+            files.append(f"{person}/{listings[person][index - 1]}")
+
+    key = _cache_key("pairs", {"resize": resize, "color": color}, folder, files)
+    arrays = cached_arrays(
+        "lfw",
+        f"pairs-{key}",
+        lambda: {
+            "pairs": decode_faces([folder / f for f in files], shape).reshape(
+                (len(specs), 2, *shape)
+            )
+        },
+        cache,
+    )
+    names = np.array([(_person(a), _person(b)) for a, _, b, _ in specs], dtype=str).reshape(-1, 2)
+    return Bunch(
+        pairs=arrays["pairs"],
+        target=target,
+        target_names=np.array(["Different persons", "Same person"]),
+        names=names,
+        folds=folds,
+    )
+
