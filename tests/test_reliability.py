@@ -395,3 +395,31 @@ def test_nan_in_gives_nan_out_for_distances(metric):
 def test_nan_in_gives_nan_out_for_l2_normalize():
     out = ops.convert_to_numpy(distances.l2_normalize(_poisoned("one_nan_entry")))
     assert np.all(np.isnan(out[7])) and np.all(np.isfinite(np.delete(out, 7, axis=0)))
+
+
+# ---------------------------------------------------------------- the first troubleshooting entry
+def test_loading_a_saved_model_needs_import_dmlkeras_first(tmp_path):
+    """docs/reliability.md, troubleshooting 1: without ``import dmlkeras`` Keras fails; with it, no custom_objects."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "tower.keras"
+    tower = models.build_embedding_model((4,), embedding_dim=2, backbone="mlp")
+    tower.compile(loss=losses.TripletLoss())
+    tower.save(path)
+    script = (
+        "import keras, sys\n"
+        "try:\n"
+        f"    keras.saving.load_model({str(path)!r})\n"
+        "    print('loaded without dmlkeras')\n"
+        "except Exception as error:\n"
+        "    print('failed without dmlkeras:', type(error).__name__, len(str(error)))\n"
+        "import dmlkeras\n"
+        f"model = keras.saving.load_model({str(path)!r})\n"
+        "print('loaded with dmlkeras:', type(model.loss).__name__)\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": BACKEND}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "failed without dmlkeras" in result.stdout and "loaded with dmlkeras: TripletLoss" in result.stdout
