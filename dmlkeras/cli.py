@@ -166,6 +166,17 @@ class CommandError(Exception):
     """A problem with the command's arguments, reported as one line with exit code 2."""
 
 
+def _split(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """:func:`load_split` for the command: a missing, corrupt or malformed data set is a one-line error."""
+    from dmlkeras.datasets import DatasetIntegrityError, DatasetNotFoundError
+
+    try:
+        return load_split(args.dataset, seed=args.seed, quick=args.quick)
+    except (DatasetNotFoundError, DatasetIntegrityError, ValueError) as error:
+        text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise CommandError(f"cannot load --dataset {args.dataset}: {text}") from None
+
+
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +224,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     from dmlkeras.viz import export_projector, plot_embeddings
 
     keras.utils.set_random_seed(args.seed)
-    split = load_split(args.dataset, seed=args.seed, quick=args.quick)
+    split = _split(args)
     x_train, y_train, x_test, y_test = split["x_train"], split["y_train"], split["x_test"], split["y_test"]
     _check_batches(y_train, args.classes_per_batch, args.samples_per_class)
     model = build_embedding_model(x_train.shape[1:], embedding_dim=args.embedding_dim, backbone="cnn")
@@ -293,7 +304,7 @@ def _check_model_input(model, path: str, x: np.ndarray, dataset: str) -> None:
 def _predict(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     """Held-out embeddings and labels of the saved model ``args.model``."""
     model = _load_model(args.model)
-    split = load_split(args.dataset, seed=args.seed, quick=args.quick)
+    split = _split(args)
     _check_model_input(model, args.model, split["x_test"], args.dataset)
     return model.predict(split["x_test"], verbose=0), split["y_test"]
 

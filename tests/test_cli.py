@@ -1,6 +1,7 @@
 """The ``dmlkeras`` command: a real 1-epoch run on digits, and its errors."""
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -206,3 +207,24 @@ def test_corrupt_model_in_a_subprocess_is_one_line_and_exit_2(models):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("dmlkeras: error: cannot load") and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_dataset_is_one_line(tmp_path, monkeypatch, capsys):
+    # No data anywhere and downloads impossible: the loader's several-line message becomes one line.
+    from dmlkeras.datasets import _storage
+
+    monkeypatch.setenv("DMLKERAS_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(_storage, "PROJECT_DATA_DIR", tmp_path / "no-project-data")
+    for key, remote in list(_storage.REMOTES.items()):
+        monkeypatch.setitem(_storage.REMOTES, key, dataclasses.replace(remote, url="http://127.0.0.1:9/none"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home").chmod(0o500)
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing").chmod(0o500)
+    try:
+        argv = ["train", "--dataset", "mnist", "--epochs", "1", "--out", str(tmp_path / "run")]
+        _assert_one_line_exit_2(argv, capsys, "cannot load --dataset mnist", "Missing data: 'mnist.npz'")
+    finally:
+        (tmp_path / "home").chmod(0o700)
+        (tmp_path / "nothing").chmod(0o700)
