@@ -44,6 +44,21 @@ def _head_layer_call(head):
     return head([EMB, BAD_LABELS])
 
 
+# The third argument of each head function (keywords work whatever the argument order).
+HEAD_WEIGHT = {
+    "center_loss": "centers",
+    "center_update": "centers",
+    "triplet_center_loss": "centers",
+    "proxy_anchor_loss": "proxies",
+    "arcface_loss": "weights",
+    "cosface_loss": "weights",
+}
+
+
+def _head(fn, embeddings, labels, weights, **kwargs):
+    return fn(embeddings=embeddings, labels=labels, **{HEAD_WEIGHT[fn.__name__]: weights}, **kwargs)
+
+
 # ---------------------------------------------------------------- the bad-input table
 # (id, thunk, expected exception, regex the message must match)
 BAD_INPUTS = [
@@ -69,8 +84,8 @@ BAD_INPUTS = [
      ValueError, r"y_pred must be embeddings of shape \(batch_size, embedding_dim\)"),
     ("TripletLoss on 5 labels for 4 embeddings", lambda: losses.TripletLoss()(np.zeros(5), EMB),
      ValueError, "one label per embedding"),
-    ("TripletLoss on 2-D labels", lambda: losses.TripletLoss()(np.zeros((4, 2)), EMB),
-     ValueError, r"y_true must be integer class labels of shape \(batch_size,\)"),
+    ("TripletLoss on 3-D labels", lambda: losses.TripletLoss()(np.zeros((4, 2, 2)), EMB),
+     ValueError, r"y_true must be (integer )?class labels (of shape )?\(batch_size,\)"),
     ("TripletLoss on an empty batch", lambda: losses.TripletLoss()(np.zeros(0, "int32"), np.zeros((0, 3), "float32")),
      ValueError, r"(?i)empty|at least one"),
     ("SupervisedContrastiveLoss on an empty batch",
@@ -82,16 +97,16 @@ BAD_INPUTS = [
      ValueError, r"\(batch_size, 3, embedding_dim\)"),
     # -- heads: functions, labels outside [0, num_classes)
     *[
-        (f"{fn.__name__} with labels outside [0, 3)", (lambda fn=fn: fn(EMB, BAD_LABELS, W3)), ValueError, "num_classes")
+        (f"{fn.__name__} with labels outside [0, 3)", (lambda fn=fn: _head(fn, EMB, BAD_LABELS, W3)), ValueError, "num_classes")
         for fn in (heads.center_loss, heads.triplet_center_loss, heads.proxy_anchor_loss, heads.arcface_loss,
                    heads.cosface_loss)
     ],
     ("arcface_loss with non-integral float labels",
-     lambda: heads.arcface_loss(EMB, np.array([0.0, 1.5, 2.0, 1.0]), W3), ValueError, "integer"),
-    ("center_update with labels outside [0, 3)", lambda: heads.center_update(EMB, BAD_LABELS, W3), ValueError, "num_classes"),
-    ("arcface_loss with 1-D embeddings", lambda: heads.arcface_loss(np.zeros(4), np.zeros(4), W3),
+     lambda: _head(heads.arcface_loss, EMB, np.array([0.0, 1.5, 2.0, 1.0]), W3), ValueError, r"non-integral|integer"),
+    ("center_update with labels outside [0, 3)", lambda: _head(heads.center_update, EMB, BAD_LABELS, W3), ValueError, "num_classes"),
+    ("arcface_loss with 1-D embeddings", lambda: _head(heads.arcface_loss, np.zeros(4), np.zeros(4), W3),
      ValueError, r"embeddings must have shape \(batch_size, embedding_dim\)"),
-    ("arcface_loss with weights of another d", lambda: heads.arcface_loss(EMB, np.zeros(4), np.zeros((3, 5))),
+    ("arcface_loss with weights of another d", lambda: _head(heads.arcface_loss, EMB, np.zeros(4, "int32"), np.zeros((3, 5))),
      ValueError, r"\(num_classes, embedding_dim\)"),
     # -- heads: layers
     *[
@@ -106,7 +121,8 @@ BAD_INPUTS = [
     ("ProxyAnchorLoss(alpha=0)", lambda: heads.ProxyAnchorLoss(num_classes=3, alpha=0.0), ValueError, "alpha"),
     ("CenterLoss(alpha=2)", lambda: heads.CenterLoss(num_classes=3, alpha=2.0), ValueError, "alpha"),
     ("TripletCenterLoss(margin=-1)", lambda: heads.TripletCenterLoss(num_classes=3, margin=-1.0), ValueError, "margin"),
-    ("ArcFace on a single tensor", lambda: heads.ArcFace(num_classes=3)(EMB), ValueError, r"\[embeddings, labels\]"),
+    ("ArcFace on a single tensor", lambda: heads.ArcFace(num_classes=3)(EMB), ValueError,
+     r"\[(labels, embeddings|embeddings, labels)\]"),
     # -- distances
     ("pairwise_distances(metric='x')", lambda: distances.pairwise_distances(EMB, metric="x"), ValueError, "metric"),
     ("pairwise_distances on 1-D input", lambda: distances.pairwise_distances(np.zeros(3)), ValueError, r"\(n, d\)"),
@@ -267,11 +283,11 @@ LOSSES = {
     "quadruplet": lambda: losses.QuadrupletLoss(),
 }
 HEADS = {
-    "center": lambda e, y, w: heads.center_loss(e, y, w),
-    "triplet-center": lambda e, y, w: heads.triplet_center_loss(e, y, w),
-    "proxy-anchor": lambda e, y, w: heads.proxy_anchor_loss(e, y, w),
-    "arcface": lambda e, y, w: heads.arcface_loss(e, y, w),
-    "cosface": lambda e, y, w: heads.cosface_loss(e, y, w),
+    "center": lambda e, y, w: _head(heads.center_loss, e, y, w),
+    "triplet-center": lambda e, y, w: _head(heads.triplet_center_loss, e, y, w),
+    "proxy-anchor": lambda e, y, w: _head(heads.proxy_anchor_loss, e, y, w),
+    "arcface": lambda e, y, w: _head(heads.arcface_loss, e, y, w),
+    "cosface": lambda e, y, w: _head(heads.cosface_loss, e, y, w),
 }
 FUNCTIONS = sorted(LOSSES) + sorted(HEADS)
 
