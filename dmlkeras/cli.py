@@ -219,7 +219,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
 
     from dmlkeras.callbacks import CollapseMonitor
     from dmlkeras.data import ClassBalancedBatches
-    from dmlkeras.evaluation import RetrievalEvaluation, retrieval_metrics
+    from dmlkeras import RetrievalEvaluation  # (its module moves from evaluation to callbacks)
+    from dmlkeras.evaluation import retrieval_metrics
     from dmlkeras.models import build_embedding_model
     from dmlkeras.viz import export_projector, plot_embeddings
 

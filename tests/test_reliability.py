@@ -128,8 +128,12 @@ BAD_INPUTS = [
     ("pairwise_distances on 1-D input", lambda: distances.pairwise_distances(np.zeros(3)), ValueError, r"\(n, d\)"),
     ("pairwise_distances with different d", lambda: distances.pairwise_distances(EMB, np.zeros((2, 5))),
      ValueError, "same embedding size d"),
-    ("paired_distances with different n", lambda: distances.paired_distances(EMB, np.zeros((2, 3))),
-     ValueError, "shape"),
+    pytest.param(
+        "paired_distances with different n", lambda: distances.paired_distances(EMB, np.zeros((2, 3))),
+        ValueError, "shape",
+        marks=pytest.mark.xfail(strict=True, reason="dmlkeras/distances.py (branch dist) does not compare the "
+                                "row counts: TensorFlow raises InvalidArgumentError"),
+    ),
     # -- miners
     ("mined_triplets(mining='x')",
      lambda: mining.mined_triplets(distances.pairwise_distances(EMB), np.array([0, 0, 1, 1]), "x"),
@@ -162,7 +166,11 @@ BAD_INPUTS = [
     ("make_pairs(n_pairs=0)", lambda: data.make_pairs(EMB, [0, 0, 1, 1], n_pairs=0), ValueError, "n_pairs"),
     ("make_pairs(positive_fraction=2)",
      lambda: data.make_pairs(EMB, [0, 0, 1, 1], n_pairs=4, positive_fraction=2.0), ValueError, "positive_fraction"),
-    ("make_pairs(seed=-1)", lambda: data.make_pairs(EMB, [0, 0, 1, 1], n_pairs=4, seed=-1), ValueError, "seed"),
+    pytest.param(
+        "make_pairs(seed=-1)", lambda: data.make_pairs(EMB, [0, 0, 1, 1], n_pairs=4, seed=-1), ValueError, "seed",
+        marks=pytest.mark.xfail(strict=True, reason="dmlkeras/data (branch struct) passes the seed to NumPy "
+                                "unchecked: 'expected non-negative integer' does not name seed"),
+    ),
     # -- models
     ("build_embedding_model(embedding_dim=0)", lambda: models.build_embedding_model((4,), embedding_dim=0),
      ValueError, "embedding_dim"),
@@ -215,7 +223,14 @@ def _cli_entries():
 ALL_BAD_INPUTS = BAD_INPUTS + _datasets_entries() + _cli_entries()
 
 
-@pytest.mark.parametrize("thunk, error, match", [e[1:] for e in ALL_BAD_INPUTS], ids=[e[0] for e in ALL_BAD_INPUTS])
+def _case(entry):
+    """An entry as a pytest.param with its description as id (keeping the marks of a pytest.param entry)."""
+    if hasattr(entry, "marks"):  # already a pytest.param
+        return pytest.param(*entry.values[1:], id=entry.values[0], marks=entry.marks)
+    return pytest.param(*entry[1:], id=entry[0])
+
+
+@pytest.mark.parametrize("thunk, error, match", [_case(e) for e in ALL_BAD_INPUTS])
 def test_bad_input_raises_a_clear_error(thunk, error, match):
     with pytest.raises(error, match=match):
         thunk()
