@@ -454,3 +454,18 @@ def test_loading_a_saved_model_needs_import_dmlkeras_first(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "failed without dmlkeras" in result.stdout and "loaded with dmlkeras: TripletLoss" in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_head_labels_out_of_range_give_nan_when_compiled(name):
+    """Compiled, a value check cannot raise: the documented promise is a NaN loss (heads' module docstring)."""
+    step = _gradient_function(_objective(name), compiled=True)
+    labels, emb = _batch("pk")
+    w = np.random.default_rng(1).normal(size=(NUM_CLASSES, D)).astype("float32")
+    good = np.asarray(ops.convert_to_numpy(step(labels.astype("int32"), emb.astype("float32"), w)[0]))
+    assert np.isfinite(good)
+    for bad in (NUM_CLASSES, -1):
+        labels_bad = labels.astype("int32").copy()
+        labels_bad[4] = bad
+        value = np.asarray(ops.convert_to_numpy(step(labels_bad, emb.astype("float32"), w)[0]))
+        assert np.isnan(value), f"{name} with label {bad} compiled gave {value}"
