@@ -9,10 +9,10 @@ export MPLBACKEND ?= Agg
 
 # Tests that exercise keras.ops code paths: they run on both backends.
 BACKEND_TESTS := $(wildcard tests/test_distances.py tests/test_mining.py tests/test_losses*.py tests/test_golden*.py \
-	tests/test_heads.py tests/test_metrics.py tests/test_callbacks.py tests/test_models.py tests/test_recsys.py \
-	tests/test_reliability.py)
+	tests/test_heads.py tests/test_metrics.py tests/test_callbacks.py tests/test_models*.py tests/test_text.py \
+	tests/test_recsys*.py tests/test_reliability.py)
 
-.PHONY: install test test-tf test-jax test-notebooks demo notebooks bench clean
+.PHONY: install test test-tf test-jax test-notebooks test-wheel demo notebooks bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -24,13 +24,17 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-test: test-tf test-jax test-notebooks
+test: test-tf test-jax test-notebooks test-wheel
 
 test-tf: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q --doctest-modules dmlkeras tests
 
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS)
+
+# The package installs and runs from a wheel outside the source tree (about 15 s).
+test-wheel: $(STAMP)
+	KERAS_BACKEND=tensorflow .ci/check_wheel $(PY)
 
 test-notebooks: $(STAMP)
 	DMLKERAS_QUICK=1 KERAS_BACKEND=tensorflow $(PY) -m pytest -q --nbval-lax notebooks/

@@ -1,8 +1,9 @@
 """dmlkeras: deep metric learning for Keras 3.
 
-Layers, each building on the ones before (see ``docs/architecture.md``):
-distances -> mining -> losses / heads -> models, data, datasets ->
-index, evaluation, viz, metrics, callbacks -> cli and notebooks.
+Layers, each building on the ones before (see ``docs/architecture.md``;
+``tests/test_architecture.py`` checks them): _validation -> distances ->
+mining, reducers -> losses / heads -> models, text, data, datasets ->
+index, evaluation, viz, metrics, callbacks -> recsys, cli and notebooks.
 
 Importing ``dmlkeras`` registers every custom loss, layer and metric with
 Keras, so saved ``.keras`` models load without ``custom_objects``.
@@ -22,6 +23,7 @@ from dmlkeras import (
     models,
     recsys,
     reducers,
+    text,
     viz,
 )
 from dmlkeras.callbacks import CollapseMonitor, CollapseWarning
@@ -69,11 +71,12 @@ from dmlkeras.metrics import (
 )
 from dmlkeras.models import (
     build_embedding_model,
+    build_head_model,
     build_quadruplet_model,
     build_siamese_model,
-    build_text_encoder,
     build_triplet_model,
     get_embedding_model,
 )
+from dmlkeras.text import build_text_encoder
 
 __version__ = "0.1.0"

@@ -188,3 +188,23 @@ def column_to_vector(x: Tensor, name: str) -> Tensor:
     if len(x.shape) != 1:
         raise ValueError(f"{name} must have shape (n,) or (n, 1); got shape {tuple(x.shape)}.")
     return x
+
+
+def index_vector(values: Any, size: int, name: str) -> np.ndarray:
+    """A 1-D integer array of indices in ``[0, size)`` as ``int64`` (e.g. user ids).
+
+    Examples
+    --------
+    >>> index_vector([0, 2], 3, "user_ids")
+    array([0, 2])
+    >>> index_vector([3], 3, "user_ids")
+    Traceback (most recent call last):
+    ...
+    ValueError: user_ids must be in [0, 2].
+    """
+    ids = np.asarray(values)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{name} must be a 1-D integer array; got {ids.dtype} array of shape {ids.shape}.")
+    if ids.size and (ids.min() < 0 or ids.max() >= size):
+        raise ValueError(f"{name} must be in [0, {size - 1}].")
+    return ids.astype(np.int64)

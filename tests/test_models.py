@@ -7,23 +7,19 @@ import numpy as np
 import pytest
 
 from dmlkeras.distances import paired_distances
+from dmlkeras.heads import ArcFace, ProxyAnchorLoss
 from dmlkeras.losses import ContrastiveLoss, TripletMarginLoss
 from dmlkeras.models import (
     L2Normalize,
-    MaskedGlobalPooling1D,
     PairDistance,
-    WeightedBagOfWords,
     build_embedding_model,
+    build_head_model,
     build_quadruplet_model,
     build_siamese_model,
-    build_text_encoder,
     build_triplet_model,
     get_embedding_model,
-    idf_weights,
 )
 from tests.backend_utils import to_numpy, value_and_grad
-
-TEXTS = ["a small cat sat", "the big dog ran", "a cat and a dog", "dogs bark", "", "cats sleep all day"]
 
 
 @pytest.fixture
@@ -41,6 +37,14 @@ def predict(model: keras.Model, x) -> np.ndarray:
 
 def norms(embeddings: np.ndarray) -> np.ndarray:
     return np.linalg.norm(embeddings, axis=-1)
+
+
+def assert_fit_lowers_the_loss(model: keras.Model, x, y, epochs: int = 10) -> None:
+    """A few epochs on a fixed small set must lower its loss (evaluated in inference mode)."""
+    before = model.evaluate(x, y, batch_size=16, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=epochs, verbose=0)
+    after = model.evaluate(x, y, batch_size=16, verbose=0)
+    assert np.isfinite(after) and after < before, (before, after)
 
 
 def reload(model: keras.Model, tmp_path) -> keras.Model:
@@ -123,7 +127,7 @@ def test_batchnorm_momentum_sets_the_speed_of_the_moving_averages(rng):
         ({"input_shape": (16,), "backbone": "cnn"}, r"\(height, width\)"),
         ({"input_shape": (4, 4, 1), "backbone": "cnn"}, "at least 8x8"),
         ({"input_shape": (16, 0)}, "positive integers"),
-        ({"input_shape": (6,), "backbone": "mlp", "embedding_dim": 0}, "embedding_dim must be a positive integer"),
+        ({"input_shape": (6,), "backbone": "mlp", "embedding_dim": 0}, "embedding_dim must be an integer >= 1"),
         ({"input_shape": (6,), "backbone": "mlp", "dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"input_shape": (6,), "backbone": "mlp", "augmentation": "flip"}, "augmentation must be a Keras layer"),
         ({"input_shape": (16, 16), "batchnorm_momentum": 1.0}, r"batchnorm_momentum must be in \[0, 1\)"),
@@ -183,16 +187,15 @@ def test_siamese_fits_with_contrastive_loss(rng):
     siamese = build_siamese_model(mlp_tower(embedding_dim=8))
     siamese.compile(optimizer="adam", loss=ContrastiveLoss(margin=1.0))
     x1, x2 = rng.random((32, 6), dtype="float32"), rng.random((32, 6), dtype="float32")
-    history = siamese.fit([x1, x2], rng.integers(0, 2, 32).astype("float32"), batch_size=16, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    same = rng.integers(0, 2, 32).astype("float32")
+    assert_fit_lowers_the_loss(siamese, [x1, x2], same)
 
 
 def test_triplet_model_fits_with_triplet_margin_loss(rng):
     triplet = build_triplet_model(mlp_tower(embedding_dim=8, dropout=0.1))
     triplet.compile(optimizer="adam", loss=TripletMarginLoss(margin=0.2))
     inputs = [rng.random((32, 6), dtype="float32") for _ in range(3)]
-    history = triplet.fit(inputs, np.zeros(32, "float32"), batch_size=16, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    assert_fit_lowers_the_loss(triplet, inputs, np.zeros(32, "float32"))
 
 
 def test_tuple_builders_reject_bad_towers():
@@ -279,211 +282,53 @@ def test_tuple_models_reload_with_their_tower(builder, size, tmp_path, rng):
     assert len(reloaded.trainable_weights) == len(reloaded_tower.trainable_weights)
 
 
-# Text encoder
+# Head models
 
 
-@pytest.mark.parametrize("encoder, pooling", [("cnn", "mean"), ("transformer", "max"), ("bag", "mean")])
-def test_text_encoder_embeds_strings(encoder, pooling):
-    vectorizer, model = build_text_encoder(
-        vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder=encoder, pooling=pooling, texts=TEXTS
-    )
-    token_ids = vectorizer(np.array(TEXTS))
-    np.testing.assert_array_equal(to_numpy(vectorizer(np.array(TEXTS)[:, None])), to_numpy(token_ids))
-    assert tuple(token_ids.shape) == (len(TEXTS), 8)
-    embeddings = predict(model, token_ids)
-    assert embeddings.shape == (len(TEXTS), 8)
-    assert np.all(np.isfinite(embeddings))
-    non_empty = [i for i, text in enumerate(TEXTS) if text]
-    np.testing.assert_allclose(norms(embeddings[non_empty]), 1.0, atol=1e-5)
-
-
-def test_transformer_encoder_ignores_padding():
-    vectorizer, model = build_text_encoder(
-        vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder="transformer", texts=TEXTS
-    )
-    token_ids = vectorizer(np.array(TEXTS))
-    before = predict(model, token_ids)
-    table = model.get_layer("token_embedding").embeddings
-    table.assign(keras.ops.scatter_update(table, [[0]], 100.0 * keras.ops.ones((1, 8))))
-    np.testing.assert_allclose(predict(model, token_ids), before, atol=1e-5)
-
-
-def test_text_encoder_adapts_later_and_skips_normalisation():
-    vectorizer, model = build_text_encoder(vocabulary_size=30, sequence_length=6, embedding_dim=4, l2_normalize=False)
-    assert not any(isinstance(layer, L2Normalize) for layer in model.layers)
-    vectorizer.adapt(TEXTS)
-    assert predict(model, vectorizer(np.array(TEXTS))).shape == (len(TEXTS), 4)
-
-
-@pytest.mark.parametrize("encoder", ["cnn", "transformer", "bag"])
-def test_text_encoder_trains_and_reloads_as_a_siamese_tower(encoder, tmp_path):
-    vectorizer, tower = build_text_encoder(
-        vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder=encoder, texts=TEXTS
-    )
-    siamese = build_siamese_model(tower)
-    siamese.compile(optimizer="adam", loss=ContrastiveLoss())
-    left, right = vectorizer(np.array(TEXTS)), vectorizer(np.array(TEXTS[::-1]))
-    loss = siamese.train_on_batch([left, right], np.array([1, 0, 1, 0, 1, 0], "float32"))
-    assert np.isfinite(loss)
-    reloaded = reload(siamese, tmp_path)
-    np.testing.assert_allclose(predict(reloaded, [left, right]), predict(siamese, [left, right]), atol=1e-5)
-    assert get_embedding_model(reloaded).name == tower.name
-
-
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="TextVectorization runs inside a model on TensorFlow only"
-)
-def test_string_tower_on_tensorflow_reloads_with_its_vocabulary(tmp_path):
-    vectorizer, encoder = build_text_encoder(vocabulary_size=50, sequence_length=8, embedding_dim=8, texts=TEXTS)
-    text_model = keras.Sequential([keras.Input(shape=(), dtype="string"), vectorizer, encoder])
-    siamese = build_siamese_model(text_model)
-    left, right = np.array(TEXTS, dtype=object), np.array(TEXTS[::-1], dtype=object)
-    distances = siamese.predict([left, right], verbose=0)
-    assert distances.shape == (len(TEXTS),)
-    reloaded = reload(siamese, tmp_path)
-    np.testing.assert_allclose(reloaded.predict([left, right], verbose=0), distances, atol=1e-5)
-    assert get_embedding_model(reloaded).layers[0].get_vocabulary() == vectorizer.get_vocabulary()
-
-
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        ({"pooling": "sum"}, "pooling must be one of"),
-        ({"encoder": "lstm"}, "encoder must be one of"),
-        ({"vocabulary_size": 0}, "vocabulary_size must be a positive integer"),
-        ({"sequence_length": 2.5}, "sequence_length must be a positive integer"),
-        ({"encoder": "bag"}, "needs texts to count document frequencies"),
-        ({"encoder": "bag", "token_weights": "bm25", "texts": TEXTS}, "token_weights must be"),
-        ({"encoder": "bag", "vocabulary_size": 50, "token_weights": np.ones(49), "texts": TEXTS}, r"shape \(vocabulary_size,\)"),
-    ],
-)
-def test_build_text_encoder_rejects_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        build_text_encoder(**kwargs)
-
-
-def numpy_bag_of_words(token_ids: np.ndarray, table: np.ndarray, weights: np.ndarray, sublinear_tf: bool) -> np.ndarray:
-    """sum over distinct non-padding tokens t of tf(t) * weights[t] * table[t], one text at a time."""
-    out = np.zeros((len(token_ids), table.shape[1]))
-    for i, row in enumerate(token_ids):
-        tokens, counts = np.unique(row[row != 0], return_counts=True)
-        tf = 1 + np.log(counts) if sublinear_tf else counts
-        out[i] = ((tf * weights[tokens])[:, None] * table[tokens]).sum(axis=0)
-    return out
-
-
-@pytest.mark.parametrize("sublinear_tf", [False, True])
-def test_weighted_bag_of_words_matches_numpy(rng, sublinear_tf):
-    token_ids = np.array([[3, 5, 3, 3, 0, 0], [1, 2, 2, 4, 6, 7], [0, 0, 0, 0, 0, 0], [7, 7, 7, 7, 7, 7]])
-    weights = rng.random(8).astype("float32")
-    layer = WeightedBagOfWords(8, 5, token_weights=weights, sublinear_tf=sublinear_tf)
-    out = to_numpy(layer(token_ids))
-    table = to_numpy(layer.embeddings)
-    np.testing.assert_allclose(out, numpy_bag_of_words(token_ids, table, weights, sublinear_tf), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out[2], 0.0)  # an all-padding text
-    np.testing.assert_array_equal(to_numpy(layer.token_weights), weights)
-    assert [w.name for w in layer.trainable_weights] == ["embeddings"]
-
-
-def test_weighted_bag_of_words_ignores_padding_and_defaults_to_a_scaled_random_projection():
+@pytest.mark.parametrize("head_class", [ProxyAnchorLoss, ArcFace])
+def test_head_model_trains_the_tower_through_the_head(head_class, rng):
     keras.utils.set_random_seed(0)
-    layer = WeightedBagOfWords(300, 256)
-    token_ids = np.array([[4, 9, 0, 0], [4, 9, 0, 0]])
-    before = to_numpy(layer(token_ids))
-    layer.embeddings.assign(keras.ops.scatter_update(layer.embeddings, [[0]], 100.0 * keras.ops.ones((1, 256))))
-    layer.token_weights.assign(keras.ops.scatter_update(layer.token_weights, [[0]], [7.0]))
-    np.testing.assert_allclose(to_numpy(layer(token_ids)), before, atol=1e-6)
-    np.testing.assert_allclose(to_numpy(layer.token_weights)[1:], 1.0)  # default weights: all ones
-    assert abs(to_numpy(layer.embeddings)[1:].std() - 256**-0.5) < 0.002
+    tower = mlp_tower(embedding_dim=8)
+    head = head_class(num_classes=3, name="head")
+    model = build_head_model(tower, head)
+    assert [tuple(x.shape) for x in model.inputs] == [(None, 6), (None,)]
+    assert [x.name for x in model.inputs] == ["inputs", "label"]
+    x = rng.normal(size=(48, 6)).astype("float32")
+    y = (np.arange(48) % 3).astype("int32")
+    x += 2.0 * np.eye(6, dtype="float32")[y]  # separable classes
+    np.testing.assert_allclose(predict(model, [x, y]), predict(tower, x), atol=1e-6)  # embeddings pass through
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))  # no loss: the head adds it
+    before = model.evaluate([x, y], batch_size=16, verbose=0)
+    model.fit([x, y], batch_size=16, epochs=10, verbose=0)
+    after = model.evaluate([x, y], batch_size=16, verbose=0)
+    assert after < before, (before, after)
+    assert get_embedding_model(model) is tower
+    assert {w.path for w in head.trainable_weights} <= {w.path for w in model.trainable_weights}
 
 
-def test_idf_weights_follow_the_smoothed_formula():
-    documents = np.array([[2, 3, 3, 0], [2, 4, 0, 0], [1, 2, 5, 5]])
-    n = 3
-    document_frequency = np.array([0, 1, 3, 1, 1, 1, 0])  # padding's own count is irrelevant: weight 0
-    expected = np.log((1 + n) / (1 + document_frequency)) + 1
-    expected[0] = 0
-    np.testing.assert_allclose(idf_weights(documents, 7), expected, rtol=1e-6)
-
-
-def test_idf_weights_equal_scikit_learn_on_the_vectorizer_tokens():
-    text = pytest.importorskip("sklearn.feature_extraction.text")
-    vectorizer, _ = build_text_encoder(vocabulary_size=50, sequence_length=8, embedding_dim=4, texts=TEXTS)
-    weights = idf_weights(vectorizer(np.array(TEXTS)), 50)
-    vocabulary = vectorizer.get_vocabulary()
-    reference = text.TfidfVectorizer(vocabulary=vocabulary[2:], token_pattern=r"\S+").fit(TEXTS)
-    np.testing.assert_allclose(weights[2 : len(vocabulary)], reference.idf_, rtol=1e-5)
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        ((np.zeros((0, 3), "int32"), 5), "non-empty integer array"),
-        ((np.zeros(3, "int32"), 5), r"shape \(n, steps\)"),
-        ((np.array([[0.5, 1.0]]), 5), "integer array"),
-        ((np.array([[1, 5]]), 5), r"lie in \[0, vocabulary_size\)"),
-        ((np.array([[1, 2]]), 0), "vocabulary_size must be a positive integer"),
-    ],
-)
-def test_idf_weights_rejects_bad_arguments(args, message):
-    with pytest.raises(ValueError, match=message):
-        idf_weights(*args)
-
-
-def test_weighted_bag_of_words_rejects_bad_arguments():
-    with pytest.raises(ValueError, match=r"shape \(vocabulary_size,\) = \(4,\)"):
-        WeightedBagOfWords(4, 2, token_weights=np.ones(3))
-    with pytest.raises(ValueError, match="must be finite"):
-        WeightedBagOfWords(4, 2, token_weights=[1.0, np.nan, 1.0, 1.0])
-    with pytest.raises(ValueError, match="output_dim must be a positive integer"):
-        WeightedBagOfWords(4, 0)
-    with pytest.raises(ValueError, match=r"token ids of shape \(n, steps\)"):
-        WeightedBagOfWords(4, 2)(np.zeros((2, 3, 1), "int32"))
-
-
-def test_untrained_bag_encoder_cosine_approximates_tfidf_cosine():
-    keras.utils.set_random_seed(0)
-    vectorizer, encoder = build_text_encoder(
-        vocabulary_size=50, sequence_length=8, embedding_dim=4096, encoder="bag", texts=TEXTS
-    )
-    token_ids = to_numpy(vectorizer(np.array(TEXTS)))
-    weights = to_numpy(encoder.get_layer("bag_of_words").token_weights)
-    np.testing.assert_allclose(weights, idf_weights(token_ids, 50))
-    tfidf = numpy_bag_of_words(token_ids, np.eye(50), weights, sublinear_tf=True)
-    tfidf /= np.maximum(norms(tfidf)[:, None], 1e-12)
-    embeddings = predict(encoder, token_ids)
-    np.testing.assert_allclose(embeddings @ embeddings.T, tfidf @ tfidf.T, atol=0.06)
-
-
-def test_bag_encoder_with_uniform_or_given_weights_reloads_them(tmp_path):
-    _, uniform = build_text_encoder(
-        vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder="bag", token_weights="uniform"
-    )
-    np.testing.assert_array_equal(to_numpy(uniform.get_layer("bag_of_words").token_weights), 1.0)
-    weights = np.linspace(0.0, 2.0, 50, dtype="float32")
-    _, given = build_text_encoder(
-        vocabulary_size=50, sequence_length=8, embedding_dim=8, encoder="bag", token_weights=weights,
-        sublinear_tf=False, l2_normalize=False,
-    )
-    reloaded = reload(given, tmp_path)
-    layer = reloaded.get_layer("bag_of_words")
-    np.testing.assert_array_equal(to_numpy(layer.token_weights), weights)
-    assert layer.sublinear_tf is False
-    token_ids = np.array([[3, 3, 9, 0, 0, 0, 0, 0]])
-    np.testing.assert_allclose(predict(reloaded, token_ids), predict(given, token_ids), atol=1e-6)
+def test_head_model_reloads_and_rejects_bad_arguments(tmp_path, rng):
+    model = build_head_model(mlp_tower(), ProxyAnchorLoss(num_classes=2), input_name="x", label_name="y", name="pa")
+    x, y = rng.random((4, 6), dtype="float32"), np.array([0, 1, 0, 1], "int32")
+    reloaded = reload(model, tmp_path)
+    np.testing.assert_allclose(predict(reloaded, {"x": x, "y": y}), predict(model, [x, y]), atol=1e-6)
+    with pytest.raises(ValueError, match="head must be a Keras layer"):
+        build_head_model(mlp_tower(), ProxyAnchorLoss)
+    with pytest.raises(ValueError, match="must be a keras.Model"):
+        build_head_model("tower", ProxyAnchorLoss(num_classes=2))
 
 
 # Layers
 
 
-def test_masked_pooling_of_an_empty_sequence_is_zero_with_finite_gradients():
-    steps = np.arange(12, dtype="float32").reshape(2, 3, 2)
-    mask = np.array([[True, False, True], [False, False, False]])
-    for pooling, first in [("mean", [2.0, 3.0]), ("max", [4.0, 5.0])]:
-        pooled = to_numpy(MaskedGlobalPooling1D(pooling)(steps, mask=mask))
-        np.testing.assert_allclose(pooled, [first, [0.0, 0.0]])
-        _, grad = value_and_grad(lambda x: keras.ops.sum(MaskedGlobalPooling1D(pooling)(x, mask=mask)), steps)
-        assert np.all(np.isfinite(grad))
-        np.testing.assert_allclose(grad[1], 0.0)
-    with pytest.raises(ValueError, match="pooling must be one of"):
-        MaskedGlobalPooling1D("sum")
+def test_l2_normalize_is_keras_unit_normalization_safe_at_zero():
+    layer = L2Normalize(name="l2")
+    assert isinstance(layer, keras.layers.UnitNormalization)
+    assert keras.saving.get_registered_name(L2Normalize) == "dmlkeras>L2Normalize"
+    x = np.array([[3.0, 4.0], [0.0, 0.0]], "float32")
+    np.testing.assert_allclose(to_numpy(layer(x)), [[0.6, 0.8], [0.0, 0.0]], atol=1e-7)
+    np.testing.assert_allclose(
+        to_numpy(layer(x[:1])), to_numpy(keras.layers.UnitNormalization()(x[:1])), atol=1e-7
+    )
+    _, grad = value_and_grad(lambda v: keras.ops.sum(L2Normalize()(v)), x)
+    assert np.all(np.isfinite(grad))
+    assert L2Normalize.from_config(layer.get_config()).axis == -1

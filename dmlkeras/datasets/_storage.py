@@ -709,12 +709,17 @@ def fetch(
 
     Examples
     --------
+    A file of the catalogue (here one registered for the example) found in ``data_dir``:
+
     >>> import tempfile
-    >>> try:
-    ...     fetch(["ml-100k/u.data"], data_dir=tempfile.mkdtemp(), download=False)
-    ... except DatasetNotFoundError as error:
-    ...     print(error.missing)
-    ['ml-100k/u.data']
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> FILES["example/hello.txt"] = ((5, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"),)
+    >>> (folder / "example").mkdir()
+    >>> (folder / "example" / "hello.txt").write_text("hello")
+    5
+    >>> fetch(["example/hello.txt"], data_dir=folder, verify=True) == {"example/hello.txt": folder / "example/hello.txt"}
+    True
+    >>> del FILES["example/hello.txt"]
     """
     roots = data_home(data_dir)
     found: dict[str, Path] = {}
