@@ -2,7 +2,9 @@
 
 :class:`CollapseMonitor` reads the diagnostics of :mod:`dmlkeras.metrics`
 from the epoch logs and warns, with a :class:`CollapseWarning`, when they
-show the embedding collapsing to nearly one point.
+show the embedding collapsing to nearly one point, and, with a
+:class:`NonFiniteWarning`, when the loss, the diagnostics or the weights hold
+NaN or Inf (a different failure, with different remedies).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import keras
+from keras import ops
 
-__all__ = ["CollapseMonitor", "CollapseWarning"]
+__all__ = ["CollapseMonitor", "CollapseWarning", "NonFiniteWarning"]
 
 REMEDIES = (
     "Usual remedies: (1) class-balanced P x K batches (dmlkeras.data.ClassBalancedBatches), so every "
@@ -26,8 +29,37 @@ REMEDIES = (
 )
 
 
+NONFINITE_REMEDIES = (
+    "Usual remedies: (1) a lower learning rate (e.g. Adam at 1e-4 instead of 1e-3), or gradient "
+    "clipping (optimizer clipnorm=1.0); (2) under mixed precision, a dynamic loss scale "
+    "(keras.optimizers.LossScaleOptimizer, which compile uses for the 'mixed_float16' policy) and a "
+    "float32 output layer (dtype='float32') for the embedding; (3) the input data: look for NaN or Inf "
+    "in it (np.isfinite(x).all()) and for unscaled values. keras.callbacks.TerminateOnNaN stops "
+    "training at the first NaN loss."
+)
+
+# The log keys the monitor reads (without the prefix); each must be finite.
+_LOG_KEYS = (
+    "loss",
+    "distance_gap",
+    "mean_positive_distance",
+    "mean_negative_distance",
+    "active_triplet_fraction",
+    "embedding_norm_mean",
+    "embedding_norm_std",
+)
+
+
 class CollapseWarning(UserWarning):
     """Warned by :class:`CollapseMonitor` when the embedding seems to have collapsed."""
+
+
+class NonFiniteWarning(UserWarning):
+    """Warned by :class:`CollapseMonitor` when the loss, a diagnostic or a weight is NaN or Inf.
+
+    Not a collapse: a NaN model cannot be judged for collapse, and its
+    remedies differ (learning rate, loss scale, input data).
+    """
 
 
 class CollapseMonitor(keras.callbacks.Callback):
@@ -50,6 +82,17 @@ class CollapseMonitor(keras.callbacks.Callback):
     the monitor warns once per ``fit``, in plain words, with the usual
     remedies, and sets ``model.stop_training`` when ``stop=True``.
 
+    NaN is told from collapse: before looking for those signs, the monitor
+    checks that the loss, the diagnostics it reads
+    (``distance_gap``, ``mean_positive_distance``, ``mean_negative_distance``,
+    ``active_triplet_fraction``, ``embedding_norm_mean``,
+    ``embedding_norm_std``) and, with ``check_weights=True``, every weight of
+    the model are finite. The first epoch where one is not, it warns at once
+    (no patience) with a :class:`NonFiniteWarning` naming what is NaN or Inf
+    and the remedies for NaN (learning rate, mixed-precision loss scale,
+    input data), never a :class:`CollapseWarning`, and stops training when
+    ``stop=True``. A NaN epoch does not count towards a collapse.
+
     Parameters
     ----------
     patience : int, default 2
@@ -71,12 +114,18 @@ class CollapseMonitor(keras.callbacks.Callback):
     monitor_prefix : str, default ""
         Prefix of the log keys: ``""`` for the training metrics, ``"val_"``
         for the validation ones.
+    check_weights : bool, default True
+        Also check every weight of the model for NaN / Inf at the end of
+        each epoch (one reduction per weight, on the device).
 
     Attributes
     ----------
     collapse_epoch : int or None
-        The (0-based) epoch at which the monitor warned during the last
-        ``fit``, or None.
+        The (0-based) epoch at which the monitor warned of a collapse during
+        the last ``fit``, or None.
+    nonfinite_epoch : int or None
+        The (0-based) epoch at which the monitor found NaN or Inf during the
+        last ``fit``, or None.
 
     Notes
     -----
@@ -128,6 +177,7 @@ class CollapseMonitor(keras.callbacks.Callback):
         margin: float | None = None,
         stop: bool = False,
         monitor_prefix: str = "",
+        check_weights: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
@@ -144,14 +194,61 @@ class CollapseMonitor(keras.callbacks.Callback):
         self.margin = None if margin is None else float(margin)
         self.stop = bool(stop)
         self.monitor_prefix = monitor_prefix
+        self.check_weights = bool(check_weights)
         self.collapse_epoch: int | None = None
+        self.nonfinite_epoch: int | None = None
         self._streak = 0
         self._missing_warned = False
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         self.collapse_epoch = None
+        self.nonfinite_epoch = None
         self._streak = 0
         self._missing_warned = False
+
+    def _nonfinite_logs(self, logs: Mapping[str, Any]) -> list[str]:
+        """``"key=value"`` for each monitored log value that is NaN or Inf."""
+        found = []
+        for key in _LOG_KEYS:
+            value = self._get(logs, key)
+            if value is not None and not math.isfinite(value):
+                found.append(f"{self.monitor_prefix + key}={value}")
+        return found
+
+    def _nonfinite_weights(self) -> list[str]:
+        """Paths of the model's weights that hold a NaN or an Inf."""
+        if not self.check_weights or self.model is None:
+            return []
+        return [
+            getattr(w, "path", w.name) for w in self.model.weights if not bool(ops.all(ops.isfinite(w)))
+        ]
+
+    def _warn_nonfinite(self, epoch: int, logs: Mapping[str, Any]) -> bool:
+        """Warn (once per fit) and return True when a log value or a weight is NaN / Inf."""
+        bad_logs = self._nonfinite_logs(logs)
+        bad_weights = self._nonfinite_weights()
+        if not bad_logs and not bad_weights:
+            return False
+        if self.nonfinite_epoch is not None:
+            return True
+        self.nonfinite_epoch = epoch
+        parts = []
+        if bad_logs:
+            parts.append("the epoch logs hold " + ", ".join(bad_logs))
+        if bad_weights:
+            shown = ", ".join(bad_weights[:5]) + (f" and {len(bad_weights) - 5} more" if len(bad_weights) > 5 else "")
+            parts.append(f"{len(bad_weights)} weight(s) hold NaN or Inf ({shown})")
+        action = " Training stopped (stop=True)." if self.stop else ""
+        warnings.warn(
+            f"NaN or Inf in training (epoch {epoch + 1}): " + "; and ".join(parts) + ". This is not a "
+            "collapse: the model has diverged or received non-finite input, and its distances and loss "
+            "mean nothing until that is fixed. " + NONFINITE_REMEDIES + action,
+            NonFiniteWarning,
+            stacklevel=3,
+        )
+        if self.stop:
+            self.model.stop_training = True
+        return True
 
     def _get(self, logs: Mapping[str, Any], key: str) -> float | None:
         value = logs.get(self.monitor_prefix + key)
@@ -219,6 +316,9 @@ class CollapseMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         logs = logs or {}
+        if self._warn_nonfinite(epoch, logs):
+            self._streak = 0
+            return
         signs = [self._gap_sign(logs), self._saturation_sign(logs)]
         if all(sign is None for sign in signs):
             if not self._missing_warned:

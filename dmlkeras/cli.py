@@ -11,7 +11,14 @@ an in-batch loss, then writes into ``--out``:
 
 ``dmlkeras evaluate`` recomputes the metrics of a saved model and
 ``dmlkeras embed`` writes its embeddings to ``.npz``. Bad arguments give a
-one-line error and exit code 2.
+one-line error on stderr and exit code 2, as argparse does: unknown names,
+non-positive or non-finite numbers, a P x K batch the training split cannot
+fill, an output path that cannot be written, a model file that does not
+load, a model with several inputs (a Siamese or triplet model: save its
+tower, :func:`dmlkeras.models.get_embedding_model`) or one whose input shape
+does not match the data set. ``embed --output X`` writes ``X`` when it ends
+in ``.npz``, ``X.npz`` otherwise, and ``X/embeddings.npz`` when ``X`` is an
+existing folder; it prints the path it wrote.
 
 Examples
 --------
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -92,13 +100,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {value}")
     return value
 
 
@@ -148,6 +166,17 @@ class CommandError(Exception):
     """A problem with the command's arguments, reported as one line with exit code 2."""
 
 
+def _split(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """:func:`load_split` for the command: a missing, corrupt or malformed data set is a one-line error."""
+    from dmlkeras.datasets import DatasetIntegrityError, DatasetNotFoundError
+
+    try:
+        return load_split(args.dataset, seed=args.seed, quick=args.quick)
+    except (DatasetNotFoundError, DatasetIntegrityError, ValueError) as error:
+        text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise CommandError(f"cannot load --dataset {args.dataset}: {text}") from None
+
+
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +185,22 @@ def _check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as error:
         raise CommandError(f"cannot write to --out {str(out)!r}: {error.strerror}") from None
+
+
+def _check_batches(y_train: np.ndarray, classes_per_batch: int, samples_per_class: int) -> None:
+    """Refuse a P x K batch that the training split cannot fill."""
+    n_classes = len(np.unique(y_train))
+    if classes_per_batch > n_classes:
+        raise CommandError(
+            f"--classes-per-batch {classes_per_batch} exceeds the {n_classes} classes of the training split; "
+            f"use at most {n_classes}"
+        )
+    batch = classes_per_batch * samples_per_class
+    if batch > len(y_train):
+        raise CommandError(
+            f"a P x K batch of {classes_per_batch} x {samples_per_class} = {batch} samples exceeds the "
+            f"{len(y_train)} training samples; lower --classes-per-batch or --samples-per-class"
+        )
 
 
 def _diagnostic_metrics(loss) -> list:
@@ -174,13 +219,15 @@ def train(args: argparse.Namespace) -> dict[str, float]:
 
     from dmlkeras.callbacks import CollapseMonitor
     from dmlkeras.data import ClassBalancedBatches
-    from dmlkeras.evaluation import RetrievalEvaluation, retrieval_metrics
+    from dmlkeras import RetrievalEvaluation  # (its module moves from evaluation to callbacks)
+    from dmlkeras.evaluation import retrieval_metrics
     from dmlkeras.models import build_embedding_model
     from dmlkeras.viz import export_projector, plot_embeddings
 
     keras.utils.set_random_seed(args.seed)
-    split = load_split(args.dataset, seed=args.seed, quick=args.quick)
+    split = _split(args)
     x_train, y_train, x_test, y_test = split["x_train"], split["y_train"], split["x_test"], split["y_test"]
+    _check_batches(y_train, args.classes_per_batch, args.samples_per_class)
     model = build_embedding_model(x_train.shape[1:], embedding_dim=args.embedding_dim, backbone="cnn")
     loss = _loss_factories()[args.loss]()
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss, metrics=_diagnostic_metrics(loss))
@@ -214,29 +261,107 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     return metrics
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 def _load_model(path: str):
+    """Load a ``.keras`` file; any failure is a one-line :class:`CommandError`."""
     import keras
+
+    import dmlkeras  # noqa: F401  (registers the custom objects the file may name)
 
     if not Path(path).is_file():
         raise CommandError(f"no model file at {path!r}")
-    return keras.saving.load_model(path)
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # a corrupt or foreign file: Keras raises many kinds
+        raise CommandError(
+            f"cannot load {path!r} as a Keras model ({_first_line(error)[:200]}); "
+            "expected a .keras file written by model.save"
+        ) from None
+
+
+def _check_model_input(model, path: str, x: np.ndarray, dataset: str) -> None:
+    """Refuse a multi-input model or one whose input shape does not match ``x``."""
+    if len(model.inputs) != 1:
+        names = ", ".join(repr(t.name) for t in model.inputs)
+        raise CommandError(
+            f"{path!r} has {len(model.inputs)} inputs ({names}); evaluate and embed need a one-input "
+            "embedding model: save dmlkeras.models.get_embedding_model(model) and pass that"
+        )
+    expected = tuple(model.inputs[0].shape[1:])
+    found = tuple(x.shape[1:])
+    if len(expected) != len(found) or any(e is not None and e != f for e, f in zip(expected, found)):
+        shown = "(n, " + ", ".join("?" if e is None else str(e) for e in expected) + ")"
+        raise CommandError(
+            f"{path!r} expects inputs of shape {shown} but --dataset {dataset} has shape (n, "
+            + ", ".join(map(str, found))
+            + ")"
+        )
+
+
+def _predict(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out embeddings and labels of the saved model ``args.model``."""
+    model = _load_model(args.model)
+    split = _split(args)
+    _check_model_input(model, args.model, split["x_test"], args.dataset)
+    return model.predict(split["x_test"], verbose=0), split["y_test"]
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, float]:
     """Run ``dmlkeras evaluate``: retrieval metrics of a saved model on the held-out split."""
     from dmlkeras.evaluation import retrieval_metrics
 
-    model = _load_model(args.model)
-    split = load_split(args.dataset, seed=args.seed, quick=args.quick)
-    return retrieval_metrics(model.predict(split["x_test"], verbose=0), split["y_test"])
+    return retrieval_metrics(*_predict(args))
+
+
+def output_path(text: str) -> Path:
+    """The file ``embed --output text`` writes.
+
+    ``text`` itself when it ends in ``.npz``, ``text + ".npz"`` otherwise (as
+    :func:`numpy.savez` does), and ``embeddings.npz`` inside ``text`` when it
+    is an existing folder.
+
+    Examples
+    --------
+    >>> output_path("runs/emb").name, output_path("runs/emb.npz").name
+    ('emb.npz', 'emb.npz')
+    """
+    path = Path(text)
+    if path.is_dir():
+        return path / "embeddings.npz"
+    return path if path.name.endswith(".npz") else path.with_name(path.name + ".npz")
+
+
+def _check_output(path: Path) -> None:
+    if path.is_dir():
+        raise CommandError(f"cannot write --output {str(path)!r}: it is a folder")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CommandError(f"cannot write --output {str(path)!r}: no folder {str(parent)!r}")
+    probe = parent / f".{path.name}.write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise CommandError(f"cannot write --output {str(path)!r}: {error.strerror}") from None
 
 
 def embed(args: argparse.Namespace) -> Path:
-    """Run ``dmlkeras embed``: write the held-out embeddings and labels to ``.npz``."""
-    model = _load_model(args.model)
-    split = load_split(args.dataset, seed=args.seed, quick=args.quick)
-    output = Path(args.output)
-    np.savez(output, embeddings=model.predict(split["x_test"], verbose=0), labels=split["y_test"])
+    """Run ``dmlkeras embed``: write the held-out embeddings and labels to ``.npz``; return its path."""
+    output = output_path(args.output)
+    _check_output(output)
+    embeddings, labels = _predict(args)
+    partial = output.with_name(f".{output.name}.part")
+    try:
+        with open(partial, "wb") as file:
+            np.savez(file, embeddings=embeddings, labels=labels)
+        os.replace(partial, output)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise CommandError(f"cannot write --output {str(output)!r}: {error.strerror}") from None
     return output
 
 
@@ -255,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--dataset", choices=DATASETS, default="digits", help="data set (default: digits, built in)")
-        sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+        sub.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
         sub.add_argument("--quick", action="store_true", help="smaller data for a fast check")
 
     train_cmd = commands.add_parser("train", help="train an embedding with an in-batch loss")
@@ -276,7 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     embed_cmd = commands.add_parser("embed", help="write embeddings of the held-out split to .npz")
     common(embed_cmd)
     embed_cmd.add_argument("--model", required=True, help="path to model.keras")
-    embed_cmd.add_argument("--output", required=True, help="path of the .npz to write")
+    embed_cmd.add_argument(
+        "--output",
+        required=True,
+        help="the .npz to write ('.npz' is appended when missing; an existing folder gets embeddings.npz)",
+    )
     return parser
 
 

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from dmlkeras.callbacks import CollapseMonitor, CollapseWarning
+from dmlkeras.callbacks import CollapseMonitor, CollapseWarning, NonFiniteWarning
 from dmlkeras.losses import TripletLoss
 from dmlkeras.metrics import (
     ActiveTripletFraction,
@@ -128,6 +128,97 @@ def test_bad_arguments_raise():
     for kwargs in ({"patience": 0}, {"patience": 1.5}, {"min_gap": -0.1}, {"min_active": 2.0}, {"margin": 0.0}):
         with pytest.raises(ValueError):
             CollapseMonitor(**kwargs)
+
+
+# ---------------------------------------------------------------- NaN is not a collapse (issue 21)
+def _nonfinite_warnings(caught):
+    return [w for w in caught if issubclass(w.category, NonFiniteWarning)]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"loss": float("nan")},
+        {"loss": float("inf")},
+        {"mean_positive_distance": float("nan")},
+        {"embedding_norm_mean": float("nan")},
+        {"embedding_norm_std": float("inf")},
+    ],
+)
+def test_nonfinite_logs_are_reported_as_nan_not_collapse(bad):
+    # Collapsed-looking distances and loss, but a NaN / Inf among them: NaN wins, at once.
+    monitor = CollapseMonitor(patience=2, stop=True)
+    caught = _run(monitor, [{**COLLAPSED, **bad}] * 3)
+    assert not _collapse_warnings(caught) and monitor.collapse_epoch is None
+    (warning,) = _nonfinite_warnings(caught)
+    assert len(caught) == 1 and monitor.nonfinite_epoch == 0 and monitor.model.stop_training
+    text = str(warning.message)
+    key = next(iter(bad))
+    assert f"{key}={bad[key]}" in text and "not a collapse" in text
+    for remedy in ("learning rate", "loss scale", "mixed precision", "input data", "TerminateOnNaN"):
+        assert remedy in text
+    assert "P x K" not in text and "semi-hard" not in text
+
+
+def test_a_nan_epoch_does_not_count_towards_a_collapse():
+    nan = {**COLLAPSED, "loss": float("nan")}
+    monitor = CollapseMonitor(patience=2)
+    caught = _run(monitor, [COLLAPSED, nan, COLLAPSED])
+    assert len(_nonfinite_warnings(caught)) == 1 and not _collapse_warnings(caught)
+    assert monitor.nonfinite_epoch == 1 and monitor.collapse_epoch is None
+    # Finite again, collapsed for `patience` epochs: that is a collapse.
+    caught = _run(monitor, [nan, COLLAPSED, COLLAPSED])
+    assert len(_nonfinite_warnings(caught)) == 1 and len(_collapse_warnings(caught)) == 1
+
+
+def test_nan_weight_is_reported_even_when_the_logs_look_finite():
+    monitor = CollapseMonitor(patience=2)
+    model = _model()
+    kernel = model.layers[0].kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    monitor.set_model(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monitor.on_train_begin()
+        for epoch in range(3):
+            monitor.on_epoch_end(epoch, dict(COLLAPSED))
+    (warning,) = caught
+    assert warning.category is NonFiniteWarning and "1 weight(s) hold NaN or Inf" in str(warning.message)
+    assert kernel.path in str(warning.message)
+    quiet = CollapseMonitor(patience=2, check_weights=False)
+    assert len(_collapse_warnings(_run(quiet, [COLLAPSED] * 2))) == 1
+
+
+def test_fit_of_a_nan_model_warns_nan_not_collapse():
+    # Every embedding NaN: the safe distances used to turn it into 0, which looked like a collapse.
+    x, y = _blobs()
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(4, kernel_initializer=keras.initializers.Constant(float("nan")))]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=TripletLoss(margin=1.0, mining="hard"), metrics=_metrics())
+    monitor = CollapseMonitor(patience=2, stop=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, batch_size=32, epochs=4, verbose=0, callbacks=[monitor])
+    assert not _collapse_warnings(caught) and len(_nonfinite_warnings(caught)) == 1
+    assert monitor.nonfinite_epoch == 0 and len(history.history["loss"]) == 1
+
+
+def test_fit_on_input_with_a_nan_row_warns_nan():
+    # One NaN sample: whatever the loss shows, the update makes weights NaN.
+    x, y = _blobs()
+    x[3, 2] = np.nan
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(4, kernel_initializer=keras.initializers.GlorotUniform(0))]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=TripletLoss(margin=1.0, mining="semi-hard"), metrics=_metrics())
+    monitor = CollapseMonitor(patience=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[monitor])
+    (warning,) = _nonfinite_warnings(caught)
+    assert not _collapse_warnings(caught) and monitor.nonfinite_epoch == 0
+    assert "input data" in str(warning.message)
 
 
 # ---------------------------------------------------------------- real training

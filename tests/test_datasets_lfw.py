@@ -128,7 +128,7 @@ def test_lfw_cache(lfw: tuple[Path, Path], isolated: Path, monkeypatch) -> None:
 
 def test_lfw_cache_off_and_unwritable(lfw: tuple[Path, Path], isolated: Path, monkeypatch) -> None:
     datasets.load_lfw_pairs("test", data_dir=lfw[0], cache=False)
-    assert not (isolated / "cache").exists()
+    assert not (isolated / "cache" / "lfw").exists()  # (the cache folder holds the verified-checksum memo)
     blocked = isolated / "blocked"
     blocked.write_text("a file where the cache folder should be")
     monkeypatch.setenv("DMLKERAS_CACHE_DIR", str(blocked))
@@ -234,3 +234,62 @@ def test_real_lfw_pairs_test_and_cache(real: Path, real_cache: Path) -> None:
         paths += [folder / a / f"{a}_{i:04d}.jpg", folder / b / f"{b}_{j:04d}.jpg"]
     sk = _load_imgs([str(p) for p in paths], (slice(70, 195), slice(78, 172)), False, 0.5)
     np.testing.assert_array_equal(test.pairs[495:505].reshape(-1, 62, 47), sk)
+
+
+# ---------------------------------------------------------------- issue 21: what is parsed is validated
+def _edit_pairs(root: Path, monkeypatch, name: str, old: str, new: str) -> Path:
+    """Edit a pairs file and accept the edited version's checksum, so only the parser can object."""
+    path = root / "lfw_home" / name
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    monkeypatch.setitem(_storage.FILES, f"lfw_home/{name}", ((path.stat().st_size, _sha(path.read_bytes())),))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, old, new, message",
+    [
+        # Index 0 used to select the last image (Python's negative indexing).
+        ("pairsDevTest.txt", "Bob_Beta\t1\t2", "Bob_Beta\t0\t2", r"line 2: image indices must be integers >= 1"),
+        # A tab turned into a space used to drop the pair silently.
+        ("pairsDevTrain.txt", "Dana_Delta\t1\t4", "Dana_Delta\t1 4", r"line 3: expected a matched pair .* got 2 field"),
+        ("pairsDevTrain.txt", "Alice_Alpha\t3\tBob_Beta\t1", "Alice_Alpha\t3 Bob_Beta\t1",
+         r"line 4: expected a mismatched pair"),
+        # A header that disagrees with the lines used to give other folds silently.
+        ("pairs.txt", "2\t1\n", "1\t1\n", r"header '1\\t1' announces 1 fold\(s\) of 2 x 1 pairs = 2 pairs, but the file holds 4"),
+        ("pairs.txt", "2\t1\n", "2\t2\n", r"line 3: expected a matched pair .* header .2.t2."),
+        ("pairsDevTest.txt", "1\n", "x\n", r"line 1: expected a header"),
+        ("pairsDevTest.txt", "Bob_Beta\t1\t2", "Bob_Beta\t1\tx", r"line 2: image indices must be integers >= 1"),
+    ],
+)
+def test_malformed_pairs_file_names_the_file_and_line(lfw, monkeypatch, name, old, new, message) -> None:
+    path = _edit_pairs(lfw[0], monkeypatch, name, old, new)
+    subset = {"pairsDevTrain.txt": "train", "pairsDevTest.txt": "test", "pairs.txt": "10_folds"}[name]
+    with pytest.raises(ValueError, match=message) as error:
+        datasets.load_lfw_pairs(subset, data_dir=lfw[0])
+    assert str(path) in str(error.value)
+    with pytest.raises(ValueError, match=message):
+        lfw_module.read_pairs_file(path)
+
+
+def test_pairs_index_beyond_the_persons_images(lfw, monkeypatch) -> None:
+    # Bob_Beta has 2 images: index 3 does not exist (used to be an IndexError, or another image).
+    path = _edit_pairs(lfw[0], monkeypatch, "pairsDevTest.txt", "Bob_Beta\t1\t2", "Bob_Beta\t1\t3")
+    with pytest.raises(ValueError, match=r"line 2: image 3 of 'Bob_Beta' does not exist: .* holds 2 image\(s\)") as error:
+        datasets.load_lfw_pairs("test", data_dir=lfw[0])
+    assert str(path) in str(error.value)
+    _edit_pairs(lfw[0], monkeypatch, "pairsDevTest.txt", "Bob_Beta\t1\t3", "Bobby_Beta\t1\t2")
+    with pytest.raises(ValueError, match=r"line 2: image 1 of 'Bobby_Beta' does not exist: .* holds 0 image"):
+        datasets.load_lfw_pairs("test", data_dir=lfw[0])
+
+
+def test_truncated_lfw_cache_is_reported_with_its_path_and_recomputed(lfw, isolated: Path) -> None:
+    first = datasets.load_lfw_pairs("test", data_dir=lfw[0])
+    (cache,) = (isolated / "cache" / "lfw").iterdir()
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])  # a kill while writing, or a full disk
+    with pytest.warns(UserWarning, match=f"The cache file {cache} is unreadable .*Recomputing it"):
+        again = datasets.load_lfw_pairs("test", data_dir=lfw[0])
+    np.testing.assert_array_equal(again.pairs, first.pairs)
+    with np.load(cache) as f:  # rewritten whole
+        np.testing.assert_array_equal(f["pairs"], first.pairs)

@@ -48,3 +48,26 @@ def test_real_movielens(real: Path) -> None:
     assert counts == [6110, 11370, 27145, 34174, 21201]
     assert ml.movies["release_date"].isna().sum() == 1
     assert not ml.movies["title"].str.contains("\ufffd").any()
+
+
+# ---------------------------------------------------------------- issue 21: what is parsed is validated
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (b"2\t1\t3\t876893171", b"2\t1\t9\t876893171", r"u\.data: line 2: rating must be an integer in 1\.\.5; got 9"),
+        (b"2\t1\t3\t876893171", b"2\t1\t0\t876893171", r"u\.data: line 2: rating must be an integer in 1\.\.5; got 0"),
+        (b"1\t2\t4\t878542960", b"1\t7\t4\t878542960", r"u\.data: line 3: item_id 7 is not in u\.item"),
+        (b"2\t1\t3\t876893171", b"5\t1\t3\t876893171", r"u\.data: line 2: user_id 5 is not in u\.user"),
+    ],
+)
+def test_movielens_values_out_of_range_name_the_file_and_line(isolated: Path, monkeypatch, old, new, message) -> None:
+    from tests.datasets_helpers import register
+
+    root = isolated / "d"
+    write_ml100k(root, monkeypatch)
+    path = root / "ml-100k/u.data"
+    path.write_bytes(path.read_bytes().replace(old, new))
+    register(monkeypatch, root, "ml-100k/u.data")  # a checksum-valid file: only the parser can object
+    with pytest.raises(ValueError, match=message) as error:
+        datasets.load_movielens_100k(root)
+    assert str(path) in str(error.value)

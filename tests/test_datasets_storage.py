@@ -17,6 +17,7 @@ import pytest
 from dmlkeras import datasets
 from dmlkeras.datasets import DatasetIntegrityError, DatasetNotFoundError, _storage
 from tests.datasets_helpers import (  # noqa: F401  (isolated: autouse fixture)
+    GENRES,
     ML_FILES,
     STS_FILES,
     _sha,
@@ -122,16 +123,18 @@ def test_read_only_data_dir(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> 
         set_writable(root)
 
 
-def test_size_checked_always_sha_with_verify(isolated: Path, monkeypatch) -> None:
+def test_size_and_sha_checked_by_default(isolated: Path, monkeypatch) -> None:
+    # Issue 21: a same-size edit used to pass unless verify=True.
     root = isolated / "d"
     write_ag_news(root, monkeypatch)
     path = root / "text/ag_news/test.csv"
+    assert len(datasets.load_ag_news_test(root)) == 4
     data = bytearray(path.read_bytes())
     data[5] ^= 1  # same size, other content
     path.write_bytes(bytes(data))
-    assert len(datasets.load_ag_news_test(root)) == 4  # cheap check: size only
-    with pytest.raises(DatasetIntegrityError, match=f"has sha256 {_sha(bytes(data))}, expected"):
-        datasets.load_ag_news_test(root, verify=True)
+    for verify in (False, True):
+        with pytest.raises(DatasetIntegrityError, match=f"{path} has sha256 {_sha(bytes(data))}, expected"):
+            datasets.load_ag_news_test(root, verify=verify)
     path.write_bytes(bytes(data[:-10]))
     with pytest.raises(DatasetIntegrityError, match="truncated"):
         datasets.load_ag_news_test(root)
@@ -319,3 +322,74 @@ def test_folder_check_counts_files(isolated: Path, monkeypatch: pytest.MonkeyPat
     assert _storage.fetch(["notes"], isolated / "d", download=False) == {"notes": isolated / "d" / "notes"}
     with pytest.raises(DatasetIntegrityError, match="holds 1 files matching '\\*.txt', expected the 2 notes"):
         _storage.fetch(["notes"], isolated / "d", download=False, verify=True)
+
+
+# ---------------------------------------------------------------- issue 21: cheap default checksums, orphans, partial fetches
+def test_checksum_is_computed_once_per_file_version(isolated: Path, monkeypatch) -> None:
+    root = isolated / "d"
+    write_ag_news(root, monkeypatch)
+    path = root / "text/ag_news/test.csv"
+    hashed = []
+    real_sha = _storage.sha256_file
+    monkeypatch.setattr(_storage, "sha256_file", lambda p: hashed.append(Path(p)) or real_sha(p))
+    for _ in range(3):
+        datasets.load_ag_news_test(root)
+    assert hashed == [path]  # hashed once, then remembered (size + mtime)
+    assert (isolated / "cache" / "verified-sha256.json").is_file()
+    datasets.load_ag_news_test(root, verify=True)
+    assert hashed == [path, path]  # verify=True hashes again
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # touched: a new version
+    datasets.load_ag_news_test(root)
+    assert hashed == [path, path, path]
+
+
+def test_checksum_memo_in_a_read_only_cache_still_checks(isolated: Path, monkeypatch) -> None:
+    root = isolated / "d"
+    write_ag_news(root, monkeypatch)
+    blocked = isolated / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("DMLKERAS_CACHE_DIR", str(blocked))
+    assert len(datasets.load_ag_news_test(root)) == 4
+    path = root / "text/ag_news/test.csv"
+    data = bytearray(path.read_bytes())
+    data[5] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetIntegrityError, match="has sha256"):
+        datasets.load_ag_news_test(root)
+
+
+def test_orphan_part_files_are_removed_by_the_next_download(isolated: Path, server, monkeypatch) -> None:
+    body = mnist_bytes(3)
+    monkeypatch.setitem(_storage.FILES, "mnist.npz", ((len(body), _sha(body)),))
+    serve_remote(monkeypatch, server, "mnist", body)
+    target = isolated / "d"
+    orphan = write(target, ".download-killed.part", b"half a download")
+    os.utime(orphan, (0, 0))  # a kill long ago
+    live = write(target, ".download-live.part", b"another process, still downloading")
+    datasets.load_mnist(target)
+    assert not orphan.exists() and live.exists()
+    assert sorted(p.name for p in target.iterdir()) == [".download-live.part", "mnist.npz"]
+
+
+def test_orphan_part_files_are_removed_by_the_next_cache_write(isolated: Path) -> None:
+    folder = isolated / "cache" / "demo"
+    orphan = write(folder, ".ones-killed.part", b"half a cache")
+    os.utime(orphan, (0, 0))
+    _storage.cached_arrays("demo", "ones", lambda: {"x": np.ones(2)})
+    assert sorted(p.name for p in folder.iterdir()) == ["ones.npz"]
+
+
+def test_fetch_of_one_missing_member_leaves_the_other_local_files_alone(isolated: Path, server, monkeypatch) -> None:
+    root = isolated / "d"
+    write_ml100k(root, monkeypatch)
+    (root / "ml-100k/u.genre").unlink()
+    before = {rel: (root / rel).stat() for rel in ML_FILES if rel != "ml-100k/u.genre"}
+    members = {rel: (root / rel).read_bytes() for rel in before}
+    members["ml-100k/u.genre"] = b"".join(f"{g}|{i}\n".encode() for i, g in enumerate(GENRES)) + b"\n"
+    serve_remote(monkeypatch, server, "ml-100k", archive("zip", members))
+    ml = datasets.load_movielens_100k(root)
+    assert len(ml.genres) == 19
+    for rel, stat_before in before.items():
+        after = (root / rel).stat()
+        assert (after.st_ino, after.st_mtime_ns) == (stat_before.st_ino, stat_before.st_mtime_ns), rel
+    assert leftovers(root) == []

@@ -119,3 +119,32 @@ def test_real_stackoverflow_and_ag_news(real: Path) -> None:
     news = datasets.load_ag_news_test(download=False, verify=True)
     assert news.shape == (7600, 3)
     assert news["label"].value_counts().sort_index().tolist() == [1900] * 4
+
+
+# ---------------------------------------------------------------- issue 21: what is parsed is validated
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (b"1\n97\n19\n", r"line 2: label must be an integer in 1\.\.20; got 97"),
+        (b"0\n2\n19\n", r"line 1: label must be an integer in 1\.\.20; got 0"),
+        (b"1\n2\nx\n", r"line 3: expected an integer label 1\.\.20; got 'x'"),
+    ],
+)
+def test_stackoverflow_labels_out_of_range_name_the_file_and_line(isolated: Path, monkeypatch, labels, message) -> None:
+    root = isolated / "d"
+    write_stackoverflow(root, monkeypatch)
+    path = write(root, SO_FILES[1], labels)
+    register(monkeypatch, root, SO_FILES[1])
+    with pytest.raises(ValueError, match=message) as error:
+        datasets.load_stackoverflow_titles(root)
+    assert str(path) in str(error.value)
+
+
+def test_ag_news_label_out_of_range_names_the_file_and_line(isolated: Path, monkeypatch) -> None:
+    root = isolated / "d"
+    write_ag_news(root, monkeypatch)
+    path = root / "text/ag_news/test.csv"
+    path.write_bytes(path.read_bytes().replace(b'"2","Sports', b'"7","Sports'))
+    register(monkeypatch, root, "text/ag_news/test.csv")
+    with pytest.raises(ValueError, match=r"test\.csv: line 3: label must be an integer in 1\.\.4; got 7"):
+        datasets.load_ag_news_test(root)

@@ -10,13 +10,19 @@ relative to a data folder (``"mnist.npz"``, ``"ml-100k/u.data"``) and asks
   :class:`Remote` each), filled by the loader modules with :func:`register`;
 * the **search order** (:func:`data_home`) and the **cache folder**
   (:func:`cache_dir`);
-* **checks** of local files (size always, SHA-256 with ``verify=True``);
+* **checks** of local files: size and SHA-256 always, the SHA-256 computed
+  once per file version and remembered (:func:`verified_sha256`), or every
+  time with ``verify=True``;
 * **downloads**: streamed into a temporary file beside their destination
   with a progress bar, checked against the catalogue, extracted from zip or
   tar archives when needed, and only then renamed into place
   (:func:`publish`), so an interrupted or corrupted download never leaves a
-  file a later call would trust;
-* **array caches** (:func:`cached_arrays`), written atomically the same way.
+  file a later call would trust; a download writes only the files that were
+  missing (the other local files stay as they are), and temporary ``.part``
+  files that a killed process left behind are removed by the next download
+  or cache write into their folder;
+* **array caches** (:func:`cached_arrays`), written atomically the same way;
+  an unreadable (truncated) cache is reported with its path and recomputed.
 
 Nothing here knows a particular data set.
 """
@@ -25,11 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
+import time
 import urllib.request
 import warnings
 import zipfile
@@ -52,14 +60,17 @@ __all__ = [
     "Remote",
     "cache_dir",
     "cached_arrays",
+    "check_parsed_range",
     "data_home",
     "fetch",
     "is_writable",
     "progress",
     "publish",
+    "remove_orphans",
     "register",
     "sha256_file",
     "source_checkout_data_dir",
+    "verified_sha256",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -92,6 +103,10 @@ def source_checkout_data_dir() -> Path | None:
 PROJECT_DATA_DIR: Path | None = source_checkout_data_dir()
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0
+#: A ``.part`` file untouched for this long belongs to no live download or cache
+#: write (they write at least every ``_TIMEOUT_S``): the next writer removes it.
+ORPHAN_AGE_S = 10 * _TIMEOUT_S
+_VERIFIED = "verified-sha256.json"
 
 #: Every file a loader reads, relative to a data folder, with the
 #: ``(size in bytes, SHA-256)`` of each accepted version.
@@ -299,8 +314,78 @@ def is_writable(folder: Path) -> bool:
     )
 
 
+def _memo_path() -> Path:
+    return cache_dir() / _VERIFIED
+
+
+def _read_memo() -> dict[str, list]:
+    try:
+        memo = json.loads(_memo_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def _remember(key: str, record: list) -> None:
+    """Add one record to the memo file; silently skipped when the cache folder is not writable."""
+    memo = _read_memo()
+    memo[key] = record
+    path = _memo_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".part", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(memo, f)
+        publish(Path(tmp), path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def verified_sha256(path: PathLike, recompute: bool = False) -> str:
+    """The SHA-256 of a file, hashed once per version and remembered.
+
+    The digest is stored with the file's size and modification time (in
+    nanoseconds) in ``cache_dir()/verified-sha256.json``; while both are
+    unchanged the stored digest is returned without reading the file. An
+    edit changes the modification time, so it is hashed again. A read-only
+    cache folder only costs the hash on every call.
+
+    Parameters
+    ----------
+    path : path
+    recompute : bool, default False
+        Hash the file even when a record matches (``verify=True``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> os.environ["DMLKERAS_CACHE_DIR"] = tempfile.mkdtemp()
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     verified_sha256(f.name)[:16], verified_sha256(f.name)[:16]   # hashed, then remembered
+    ('e3b0c44298fc1c14', 'e3b0c44298fc1c14')
+    >>> del os.environ["DMLKERAS_CACHE_DIR"]
+    """
+    path = Path(path)
+    st = path.stat()
+    key = str(path.resolve())
+    record = _read_memo().get(key)
+    if (
+        not recompute
+        and isinstance(record, list)
+        and len(record) == 3
+        and record[:2] == [st.st_size, st.st_mtime_ns]
+    ):
+        return str(record[2])
+    digest = sha256_file(path)
+    _remember(key, [st.st_size, st.st_mtime_ns, digest])
+    return digest
+
+
 def _check_local(rel: str, path: Path, verify: bool) -> None:
-    """Check a local file's size (always) and SHA-256 (when ``verify``)."""
+    """Check a local file's size and SHA-256 (remembered per version; recomputed when ``verify``)."""
     if rel in FOLDERS:
         pattern, expected, what = FOLDERS[rel]
         if verify:
@@ -318,14 +403,76 @@ def _check_local(rel: str, path: Path, verify: bool) -> None:
             "the file is truncated or not the expected version. Replace it (or delete it "
             "to download it again)."
         )
-    if verify:
-        digest = sha256_file(path)
-        if digest not in {h for _, h in accepted}:
-            raise DatasetIntegrityError(
-                f"{path} has sha256 {digest}, expected "
-                f"{' or '.join(h for _, h in accepted)}. Replace it (or delete it to "
-                "download it again)."
-            )
+    digest = verified_sha256(path, recompute=verify)
+    if digest not in {h for _, h in accepted}:
+        raise DatasetIntegrityError(
+            f"{path} has sha256 {digest}, expected "
+            f"{' or '.join(h for _, h in accepted)}: the file was edited or is not the expected "
+            "version. Replace it (or delete it to download it again)."
+        )
+
+
+def remove_orphans(folder: Path, max_age_s: float = ORPHAN_AGE_S) -> list[Path]:
+    """Remove the temporary ``.*.part`` files and folders in ``folder`` older than ``max_age_s``.
+
+    Downloads, extractions and cache writes stage their output in such
+    entries and rename it into place at the end; a killed process leaves
+    them behind. Entries modified within ``max_age_s`` may belong to a live
+    writer and are kept.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The removed entries.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> old = folder / ".download-x.part"
+    >>> _ = old.write_bytes(b"half")
+    >>> os.utime(old, (0, 0))
+    >>> [p.name for p in remove_orphans(folder)], old.exists()
+    (['.download-x.part'], False)
+    """
+    removed = []
+    try:
+        candidates = list(folder.glob(".*.part"))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in candidates:
+        try:
+            if now - entry.stat().st_mtime > max_age_s:
+                _remove(entry)
+                removed.append(entry)
+        except OSError:
+            continue
+    return removed
+
+
+def check_parsed_range(
+    values: np.ndarray, low: int, high: int, path: PathLike, what: str, first_line: int = 1
+) -> None:
+    """Raise ``ValueError`` naming the file and line of the first value outside ``[low, high]``.
+
+    ``values[k]`` is taken to come from line ``first_line + k`` of ``path``.
+
+    Examples
+    --------
+    >>> check_parsed_range(np.array([1, 5, 3]), 1, 5, "u.data", "rating")
+    >>> check_parsed_range(np.array([1, 9]), 1, 5, "u.data", "rating")
+    Traceback (most recent call last):
+    ...
+    ValueError: u.data: line 2: rating must be an integer in 1..5; got 9.
+    """
+    values = np.asarray(values)
+    bad = np.flatnonzero((values < low) | (values > high))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(
+            f"{path}: line {first_line + k}: {what} must be an integer in {low}..{high}; got {values[k]}."
+        )
 
 
 def progress(total: int | None, desc: str, disable: bool = False) -> tqdm:
@@ -346,6 +493,7 @@ def _download_to_temp(url: str, folder: Path) -> tuple[Path, str]:
     removed when the download fails or is shorter than announced.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    remove_orphans(folder)
     fd, name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
     tmp = Path(name)
     try:
@@ -398,6 +546,7 @@ def _archive_members(path: Path, kind: str) -> Iterator[tuple[str, Callable[[], 
 def _stage_member(open_member: Callable[[], IO[bytes]], dest: Path, rel: str, url: str) -> Path:
     """Copy an archive member into a temporary file beside ``dest`` and check it."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(dest.parent)
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}-", suffix=".part", dir=dest.parent)
     tmp = Path(name)
     try:
@@ -445,15 +594,17 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _extract(archive: Path, kind: str, remote: Remote, root: Path) -> None:
-    """Extract the paths ``remote`` provides from ``archive`` into ``root``.
+def _extract(archive: Path, kind: str, remote: Remote, root: Path, needed: Sequence[str]) -> None:
+    """Extract the ``needed`` paths (some of those ``remote`` provides) from ``archive`` into ``root``.
 
     Files are matched by their base name and checked against ``FILES``;
     folders are extracted whole. Everything is staged in temporary files
-    first and renamed into place only when every provided path was found.
+    first and renamed into place only when every needed path was found; the
+    archive's other members are not written, so local files that were not
+    missing are never replaced.
     """
-    files = {PurePosixPath(rel).name: rel for rel in remote.provides if rel in FILES}
-    folders = {PurePosixPath(rel).name: rel for rel in remote.provides if rel not in FILES}
+    files = {PurePosixPath(rel).name: rel for rel in needed if rel in FILES}
+    folders = {PurePosixPath(rel).name: rel for rel in needed if rel not in FILES}
     staged: dict[str, Path] = {}
     try:
         for name, open_member in _archive_members(archive, kind):
@@ -469,15 +620,16 @@ def _extract(archive: Path, kind: str, remote: Remote, root: Path) -> None:
                     rel = folders[part]
                     if rel not in staged:
                         (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                        remove_orphans((root / rel).parent)
                         staged[rel] = Path(
-                            tempfile.mkdtemp(prefix=f".{part}-", dir=(root / rel).parent)
+                            tempfile.mkdtemp(prefix=f".{part}-", suffix=".part", dir=(root / rel).parent)
                         )
                     target = staged[rel].joinpath(*parts[i + 1 :])
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with open_member() as src, open(target, "wb") as out:
                         shutil.copyfileobj(src, out, _CHUNK)
                     break
-        absent = [rel for rel in remote.provides if rel not in staged]
+        absent = [rel for rel in needed if rel not in staged]
         if absent:
             raise DatasetIntegrityError(f"The archive {remote.url} lacks {absent}.")
         for rel, tmp in staged.items():
@@ -488,8 +640,9 @@ def _extract(archive: Path, kind: str, remote: Remote, root: Path) -> None:
         raise
 
 
-def _download(remote: Remote, root: Path) -> None:
-    """Download ``remote`` and place what it provides under ``root``."""
+def _download(remote: Remote, root: Path, needed: Sequence[str] | None = None) -> None:
+    """Download ``remote`` and place the ``needed`` paths it provides (default: all) under ``root``."""
+    needed = list(remote.provides if needed is None else needed)
     first = root / remote.provides[0]
     tmp, digest = _download_to_temp(remote.url, first.parent)
     try:
@@ -503,7 +656,7 @@ def _download(remote: Remote, root: Path) -> None:
                 f"got {digest}. Nothing was saved."
             )
         try:
-            _extract(tmp, remote.archive, remote, root)
+            _extract(tmp, remote.archive, remote, root, needed)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
             raise DatasetIntegrityError(
                 f"The download from {remote.url} (sha256 {digest}) is not a valid "
@@ -538,7 +691,10 @@ def fetch(
     download : bool, default True
         Download what no folder holds, into the first writable folder.
     verify : bool, default False
-        Check SHA-256 values (folders: the number of files), not only sizes.
+        Hash every file again (and count the files of a folder). Without
+        it, sizes are checked on every call and SHA-256 values once per file
+        version (size and modification time), remembered in
+        :func:`cache_dir` (see :func:`verified_sha256`).
 
     Returns
     -------
@@ -588,7 +744,8 @@ def fetch(
             )
         for remote in remotes:
             try:
-                _download(remote, target)
+                # Write what the target lacks; never replace a file that is already there.
+                _download(remote, target, [rel for rel in remote.provides if not (target / rel).exists()])
             except DatasetIntegrityError:
                 raise
             except (OSError, http.client.HTTPException) as exc:
@@ -608,6 +765,8 @@ def cached_arrays(
 
     The cache is written to a temporary file and published atomically; when
     the cache folder is not writable the arrays are returned with a warning.
+    A cache file that cannot be read back (truncated, corrupt) is reported
+    with a warning naming its path, recomputed and written again.
     The caller makes ``name`` change whenever the inputs change (e.g. a hash
     of the arguments and of the source files' sizes).
 
@@ -623,12 +782,20 @@ def cached_arrays(
     """
     path = cache_dir() / folder / f"{name}.npz"
     if use_cache and path.is_file():
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            warnings.warn(
+                f"The cache file {path} is unreadable ({type(exc).__name__}: {exc}); it is truncated "
+                "or corrupt (e.g. a process was killed while writing it). Recomputing it.",
+                stacklevel=3,
+            )
     arrays = compute()
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            remove_orphans(path.parent)
             fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".part", dir=path.parent)
         except OSError as exc:
             warnings.warn(f"Cannot write the cache in {path.parent}: {exc}", stacklevel=3)

@@ -239,6 +239,8 @@ def read_pairs_file(path: PathLike) -> tuple[list[tuple[str, int, str, int]], np
     Each spec is ``(name1, index1, name2, index2)`` with 1-based image indices.
     A two-number header ``n_folds n_per_class`` (pairs.txt) gives the fold of
     each pair: each fold holds ``n_per_class`` matched then mismatched pairs.
+    Every line is checked: the header, the number of tab-separated fields,
+    indices >= 1, and the number of pairs the header announces.
 
     Parameters
     ----------
@@ -253,6 +255,12 @@ def read_pairs_file(path: PathLike) -> tuple[list[tuple[str, int, str, int]], np
     folds : numpy.ndarray of int64
         The fold of each pair (zeros without a fold header).
 
+    Raises
+    ------
+    ValueError
+        On a malformed line or a pair count that disagrees with the header,
+        naming the file and the line.
+
     Examples
     --------
     >>> import tempfile
@@ -263,27 +271,78 @@ def read_pairs_file(path: PathLike) -> tuple[list[tuple[str, int, str, int]], np
     >>> specs, target.tolist(), folds.tolist()
     ([('Ann_A', 1, 'Ann_A', 2), ('Ann_A', 1, 'Bob_B', 3)], [1, 0], [0, 0])
     """
+    specs, target, folds, _ = _parse_pairs_file(path)
+    return specs, target, folds
+
+
+def _positive(text: str) -> int | None:
+    return int(text) if text.isdigit() and int(text) >= 1 else None
+
+
+def _parse_pairs_file(
+    path: PathLike,
+) -> tuple[list[tuple[str, int, str, int]], np.ndarray, np.ndarray, list[int]]:
+    """:func:`read_pairs_file` plus the 1-based line number of each pair; every line is validated.
+
+    The header is ``n_per_class`` or ``n_folds<TAB>n_per_class``; then each
+    fold holds ``n_per_class`` matched lines (``name<TAB>i<TAB>j``) followed
+    by ``n_per_class`` mismatched lines (``name<TAB>i<TAB>name<TAB>j``),
+    image indices >= 1. Anything else (a space for a tab, index 0, a count
+    that disagrees with the header) is a ``ValueError`` naming the file and
+    the line.
+    """
     with open(path, "rb") as f:
-        lines = [line.decode().strip().split("\t") for line in f]
+        lines = [line.decode().rstrip("\r\n") for line in f]
+    if not lines or not lines[0].strip():
+        raise ValueError(f"{path}: line 1: expected a header 'n_per_class' or 'n_folds<TAB>n_per_class'; got {lines[:1]!r}.")
+    header = [_positive(v) for v in lines[0].strip().split("\t")]
+    if len(header) not in (1, 2) or None in header:
+        raise ValueError(
+            f"{path}: line 1: expected a header 'n_per_class' or 'n_folds<TAB>n_per_class' of positive "
+            f"integers; got {lines[0]!r}."
+        )
+    n_folds, per_class = (1, header[0]) if len(header) == 1 else (header[0], header[1])
     specs: list[tuple[str, int, str, int]] = []
     same: list[int] = []
-    for i, parts in enumerate(lines):
-        if len(parts) == 3:
-            specs.append((parts[0], int(parts[1]), parts[0], int(parts[2])))
-        elif len(parts) == 4:
-            specs.append((parts[0], int(parts[1]), parts[2], int(parts[3])))
-        elif len(parts) > 4:
-            raise ValueError(f"{path}: invalid line {i + 1}: {parts!r}")
-        else:
+    line_numbers: list[int] = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
             continue
-        same.append(int(len(parts) == 3))
+        parts = line.split("\t")
+        position = len(specs) % (2 * per_class)
+        matched = position < per_class
+        expected = 3 if matched else 4
+        kind = "a matched pair 'name<TAB>i<TAB>j'" if matched else "a mismatched pair 'name<TAB>i<TAB>name<TAB>j'"
+        if len(parts) != expected:
+            raise ValueError(
+                f"{path}: line {number}: expected {kind} ({expected} tab-separated fields, pair "
+                f"{position + 1} of {2 * per_class} in its fold per the header {lines[0]!r}); got "
+                f"{len(parts)} field(s): {line!r}."
+            )
+        names = [parts[0]] if matched else [parts[0], parts[2]]
+        indices = [parts[1], parts[2]] if matched else [parts[1], parts[3]]
+        values = [_positive(v) for v in indices]
+        if None in values or not all(names):
+            raise ValueError(
+                f"{path}: line {number}: image indices must be integers >= 1 (1-based) and names "
+                f"non-empty; got {line!r}."
+            )
+        a, b = (names[0], names[0]) if matched else (names[0], names[1])
+        specs.append((a, values[0], b, values[1]))
+        same.append(int(matched))
+        line_numbers.append(number)
+    expected_pairs = n_folds * 2 * per_class
+    if len(specs) != expected_pairs:
+        raise ValueError(
+            f"{path}: the header {lines[0]!r} announces {n_folds} fold(s) of 2 x {per_class} pairs = "
+            f"{expected_pairs} pairs, but the file holds {len(specs)}."
+        )
     target = np.array(same, dtype=np.int64)
-    header = lines[0] if lines else []
     if len(header) == 2:
-        folds = np.arange(len(specs), dtype=np.int64) // (2 * int(header[1]))
+        folds = np.arange(len(specs), dtype=np.int64) // (2 * per_class)
     else:
         folds = np.zeros(len(specs), dtype=np.int64)
-    return specs, target, folds
+    return specs, target, folds, line_numbers
 
 
 def _pairs_file(subset: str) -> str:
@@ -379,13 +438,18 @@ def load_lfw_pairs(
     shape = _face_shape(resize, color)
     paths = fetch([rel, _IMAGES], data_dir, download, verify)
     folder = paths[_IMAGES]
-    specs, target, folds = read_pairs_file(paths[rel])
+    specs, target, folds, line_numbers = _parse_pairs_file(paths[rel])
     listings: dict[str, list[str]] = {}
     files: list[str] = []
-    for a, i, b, j in specs:
+    for (a, i, b, j), number in zip(specs, line_numbers):
         for person, index in ((a, i), (b, j)):
             if person not in listings:
-                listings[person] = _list_images(folder / person)
+                listings[person] = _list_images(folder / person) if (folder / person).is_dir() else []
+            if not 1 <= index <= len(listings[person]):
+                raise ValueError(
+                    f"{paths[rel]}: line {number}: image {index} of {person!r} does not exist: "
+                    f"{folder / person} holds {len(listings[person])} image(s) (indices are 1-based)."
+                )
             files.append(f"{person}/{listings[person][index - 1]}")
 
     key = _cache_key("pairs", {"resize": resize, "color": color}, folder, files)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from dmlkeras.datasets._storage import PathLike, Remote, fetch, register
+from dmlkeras.datasets._storage import PathLike, Remote, check_parsed_range, fetch, register
 
 __all__ = ["load_movielens_100k"]
 
@@ -108,4 +109,17 @@ def load_movielens_100k(
         names=["user_id", "age", "gender", "occupation", "zip_code"],
         dtype={"gender": str, "occupation": str, "zip_code": str},
     )
+    _check_ratings(ratings, movies, users, paths["ml-100k/u.data"])
     return Bunch(ratings=ratings, movies=movies, users=users, genres=genres)
+
+
+def _check_ratings(ratings: pd.DataFrame, movies: pd.DataFrame, users: pd.DataFrame, path: Path) -> None:
+    """Ratings in 1..5, every user and item id one of the ``u.user`` / ``u.item`` tables."""
+    check_parsed_range(ratings["rating"].to_numpy(), 1, 5, path, "rating")
+    for column, table, source in (("user_id", users, "u.user"), ("item_id", movies, "u.item")):
+        known = ratings[column].isin(table[column]).to_numpy()
+        if not known.all():
+            k = int(np.flatnonzero(~known)[0])
+            raise ValueError(
+                f"{path}: line {k + 1}: {column} {ratings[column].iloc[k]} is not in {source}."
+            )

@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from dmlkeras.datasets._storage import DatasetIntegrityError, PathLike, Remote, fetch, register
+from dmlkeras.datasets._storage import (
+    DatasetIntegrityError,
+    PathLike,
+    Remote,
+    check_parsed_range,
+    fetch,
+    register,
+)
 
 __all__ = [
     "AG_NEWS_CLASSES",
@@ -244,7 +251,13 @@ def load_stackoverflow_titles(
     label_rel = "text/stackoverflow/label_StackOverflow.txt"
     paths = fetch([title_rel, label_rel], data_dir, download, verify)
     titles = _read_lines(paths[title_rel])
-    target = np.array([int(v) for v in _read_lines(paths[label_rel])], dtype=np.int64) - 1
+    labels = _read_lines(paths[label_rel])
+    for k, value in enumerate(labels):
+        if not value.strip().isdigit():
+            raise ValueError(f"{paths[label_rel]}: line {k + 1}: expected an integer label 1..20; got {value!r}.")
+    target = np.array([int(v) for v in labels], dtype=np.int64)
+    check_parsed_range(target, 1, len(_STACKOVERFLOW_TAGS), paths[label_rel], "label")
+    target -= 1
     if len(titles) != len(target):
         raise DatasetIntegrityError(
             f"{len(titles)} titles but {len(target)} labels in {paths[title_rel].parent}."
@@ -283,12 +296,14 @@ def load_ag_news_test(
     ((7600, 3), 'Business')
     """
     rel = "text/ag_news/test.csv"
+    path = fetch([rel], data_dir, download, verify)[rel]
     frame = pd.read_csv(
-        fetch([rel], data_dir, download, verify)[rel],
+        path,
         header=None,
         names=["label", "title", "description"],
         keep_default_na=False,
         dtype={"label": "int64", "title": str, "description": str},
     )
+    check_parsed_range(frame["label"].to_numpy(), 1, len(AG_NEWS_CLASSES), path, "label")
     frame["label"] -= 1
     return frame
