@@ -505,7 +505,7 @@ def test_bad_input_raises_value_error():
         QuadrupletLoss(mining="all")
     with pytest.raises(ValueError, match="variant must be one of"):
         CircleLoss(variant="pml")
-    with pytest.raises(ValueError, match="temperature must be positive"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         SupervisedContrastiveLoss(temperature=0.0)
     with pytest.raises(ValueError, match="Unknown metric"):
         LiftedStructureLoss(metric="hamming")
