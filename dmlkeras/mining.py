@@ -16,7 +16,7 @@ read: class ids ``(n,)`` or ``(n, 1)`` (positive when equal), multi-hot
 ``(n, L)`` (positive when two rows share a label), or a precomputed
 ``(n, m)`` relation (``label_format="relation"``: a 2-D ``y_true`` is
 multi-hot unless told so). Class ids are compared exactly in their integer
-dtype; float ids are exact only up to 2**24 (Keras casts ``y_true`` to
+dtype; float ids are exact only below 2**24 (Keras casts ``y_true`` to
 float32), so larger float ids are refused (``ValueError``, or a NaN loss
 under ``jit`` where values cannot be checked).
 
@@ -57,7 +57,7 @@ Tensor = Any
 
 LABEL_FORMATS = ("auto", "ids", "multi_hot", "relation")
 MINING = ("semi-hard", "hard", "all")
-#: Largest class id that float32 (what Keras casts ``y_true`` to) holds exactly.
+#: Float class ids must stay below this: float32 (what Keras casts ``y_true`` to) rounds 2**24 + 1 to 2**24.
 MAX_FLOAT_ID = 2**24
 
 
@@ -74,15 +74,15 @@ def _is_float(x: Tensor) -> bool:
 
 
 def _check_ids(ids: Tensor, name: str) -> Tensor | None:
-    """Refuse float ids beyond 2**24; return a scalar "ids are exact" flag while traced (else ``None``)."""
+    """Refuse float ids of 2**24 and more; return a scalar "ids are exact" flag while traced (else ``None``)."""
     if not _is_float(ids):
         return None
     value = _concrete(ids)
     if value is None:
-        return ops.all(ops.abs(ids) <= MAX_FLOAT_ID)
-    if value.size and not np.all(np.abs(value) <= MAX_FLOAT_ID):
+        return ops.all(ops.abs(ids) < MAX_FLOAT_ID)
+    if value.size and not np.all(np.abs(value) < MAX_FLOAT_ID):
         raise ValueError(
-            f"{name} holds float class ids above 2**24 = {MAX_FLOAT_ID}, which float32 cannot tell apart "
+            f"{name} holds float class ids of 2**24 = {MAX_FLOAT_ID} or more, which float32 cannot tell apart "
             "(Keras casts y_true to float32): pass integer labels (int32 / int64) or smaller ids."
         )
     return None

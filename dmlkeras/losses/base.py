@@ -30,37 +30,6 @@ Tensor = Any
 __all__ = ["InBatchLoss", "check_labels_and_embeddings", "get_distance"]
 
 
-class _LegacyDistance:
-    """TEMPORARY stand-in for dmlkeras.distances objects until branch `dist` is merged."""
-
-    def __init__(self, name):
-        self.name = name
-        self.is_similarity = name in ("dot_product", "cosine_similarity")
-
-    def distance_matrix(self, q, r=None):
-        if self.name == "dot_product":
-            return -ops.matmul(q, ops.transpose(q if r is None else r))
-        if self.name == "cosine_similarity":
-            return distances_module.pairwise_distances(q, r, metric="cosine")
-        return distances_module.pairwise_distances(q, r, metric=self.name)
-
-    def similarity_matrix(self, q, r=None):
-        if self.name == "dot_product":
-            return ops.matmul(q, ops.transpose(q if r is None else r))
-        if self.name == "cosine_similarity":
-            return distances_module.cosine_similarity_matrix(q, r)
-        d = self.distance_matrix(q, r)
-        return 1.0 - d if self.name == "cosine" else -d
-
-
-def _legacy_get(x):
-    if isinstance(x, _LegacyDistance):
-        return x
-    if x in ("dot", "dot_product", "cosine_similarity"):
-        return _LegacyDistance("dot_product" if x == "dot" else x)
-    return _LegacyDistance(distances_module.resolve_metric(x))
-
-
 def get_distance(distance: Any = None, metric: Any = None, default: str = "euclidean"):
     """The distance object of a loss from ``distance=`` or the older ``metric=`` / ``distance_metric=``.
 
@@ -77,11 +46,14 @@ def get_distance(distance: Any = None, metric: Any = None, default: str = "eucli
     if distance is not None and metric is not None:
         raise ValueError(f"Pass distance= or metric=, not both; got distance={distance!r}, metric={metric!r}.")
     chosen = distance if distance is not None else (metric if metric is not None else default)
-    if not hasattr(distances_module, "get"):  # TEMPORARY until `dist` is merged
-        return _legacy_get(chosen if not isinstance(chosen, dict) else chosen["name"])
     if isinstance(chosen, dict):
         return distances_module.deserialize(chosen)
-    return distances_module.get(chosen)
+    try:
+        return distances_module.get(chosen)
+    except ValueError as error:
+        if distance is None and metric is not None:  # the older keyword: say so
+            raise ValueError(f"Unknown metric {metric!r} (metric= is read as distance=): {error}") from None
+        raise
 
 
 def _nan_guard(x: Tensor) -> Tensor:
@@ -320,11 +292,7 @@ class InBatchLoss(keras.losses.Loss):
         return self._reduce(self.terms(relation, query, reference), None, relation, query, reference, "none")
 
     def get_config(self) -> dict:
-        if not hasattr(distances_module, "serialize"):  # TEMPORARY until `dist` is merged
-            distance = {"name": self.distance.name}
-        else:
-            distance = distances_module.serialize(self.distance)
-        config = {**super().get_config(), "distance": distance}
+        config = {**super().get_config(), "distance": distances_module.serialize(self.distance)}
         if self.miner is not None:
             config["miner"] = keras.saving.serialize_keras_object(self.miner)
         if self._reducer_arg is not None:
