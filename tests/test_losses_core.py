@@ -296,3 +296,33 @@ def test_the_worked_example_of_docs_losses_md(tmp_path):
     model.compile(optimizer="sgd", loss=loss)
     model.save(tmp_path / "m.keras")
     assert type(keras.saving.load_model(tmp_path / "m.keras").loss).__name__ == "MarginLoss"
+
+
+def test_traced_float_ids_beyond_float32_give_nan_not_merged_classes():
+    labels = np.array([2**24, 2**24 + 2] * 3, "float32")
+    x = np.random.default_rng(12).normal(size=(6, 3)).astype("float32")
+    loss = TripletLoss()
+    if keras.backend.backend() == "jax":
+        import jax
+
+        value = jax.jit(lambda y, v: loss(y, v))(labels, x)
+    else:
+        import tensorflow as tf
+
+        value = tf.function(lambda y, v: loss(y, v))(labels, x)
+    assert np.isnan(float(to_numpy(value)))
+
+
+def test_a_subclass_of_the_first_version_with_compute_still_works():
+    from dmlkeras.mining import positive_mask
+    from dmlkeras.reducers import masked_mean
+
+    class MeanPositiveDistance(losses.InBatchLoss):
+        def compute(self, labels, embeddings):
+            return masked_mean(self.distance.distance_matrix(embeddings), positive_mask(labels))
+
+    assert _value(MeanPositiveDistance(), np.array([0, 0]), np.array([[0.0, 0.0], [3.0, 4.0]])) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="takes no reference"):
+        MeanPositiveDistance()(np.array([0, 0]), np.zeros((2, 2)), ref_labels=np.array([0]), ref_embeddings=np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="self_index names rows of a reference"):
+        TripletLoss()(np.array([0, 0]), np.zeros((2, 2)), self_index=np.array([0, 1]))

@@ -182,6 +182,8 @@ class InBatchLoss(keras.losses.Loss):
         query = check_embeddings(y_pred)
         if (ref_labels is None) != (ref_embeddings is None) and self.label_format != "relation":
             raise ValueError("Pass ref_labels and ref_embeddings together (or neither).")
+        if ref_embeddings is None and self_index is not None:
+            raise ValueError("self_index names rows of a reference: pass ref_embeddings (and ref_labels) with it.")
         reference = None if ref_embeddings is None else check_embeddings(ref_embeddings, "ref_embeddings")
         if reference is not None and query.shape[-1] is not None and reference.shape[-1] != query.shape[-1]:
             raise ValueError(
