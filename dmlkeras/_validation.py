@@ -252,3 +252,72 @@ def check_batch_sizes(y_true: Tensor, y_pred: Tensor, what: str = "labels") -> N
             f"y_true has {n_labels} {what} but y_pred has {n_embeddings} embeddings; "
             "expected one per embedding."
         )
+
+
+def concrete_value(x: Any) -> np.ndarray | None:
+    """The values of ``x`` as NumPy when they are known (eager), ``None`` while tracing.
+
+    Inside ``tf.function``, ``jax.jit`` or a Keras symbolic call the values
+    do not exist yet; checks on values then need another form (a NaN).
+
+    Examples
+    --------
+    >>> concrete_value([1, 2]).tolist()
+    [1, 2]
+    """
+    try:
+        return np.asarray(ops.convert_to_numpy(x))
+    except (RuntimeError, TypeError, ValueError):  # a TF graph tensor, a JAX tracer, a KerasTensor
+        return None
+
+
+def class_label_tensor(labels: Tensor, num_classes: int, name: str = "labels") -> tuple[Tensor, Tensor | None]:
+    """Class ids in ``[0, num_classes)`` of shape ``(n,)`` or ``(n, 1)`` as an int32 ``(n,)`` tensor.
+
+    Integer and boolean labels, and floats that are integral, are accepted.
+    When the values are known (eager), a negative, too large, non-integral
+    or NaN label raises ``ValueError`` naming ``num_classes``, and the
+    second output is ``None``. While tracing (compiled training) no error
+    can be raised from ``keras.ops``: the second output is then a boolean
+    scalar tensor, True when the batch holds such a label, for the caller to
+    turn its loss into NaN.
+
+    Examples
+    --------
+    >>> ids, invalid = class_label_tensor([[0], [2]], num_classes=3)
+    >>> ops.convert_to_numpy(ids).tolist(), invalid
+    ([0, 2], None)
+    >>> class_label_tensor([0, 3], num_classes=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must be class ids in [0, num_classes) = [0, 3); got 3 (at index 1).
+    """
+    values = concrete_value(labels)  # before the cast: JAX (no x64) would wrap int64 ids into int32
+    labels = column_to_vector(labels, name)
+    dtype = keras.backend.standardize_dtype(labels.dtype if values is None else values.dtype)
+    is_float = "float" in dtype
+    if not (is_float or "int" in dtype or dtype == "bool"):
+        raise ValueError(f"{name} must hold integer class ids; got dtype {dtype}.")
+    if values is not None:
+        values = values.reshape(-1)
+        values = values.astype(np.float64) if is_float else values.astype(np.int64)
+        bad = ~np.isfinite(values) | (values < 0) | (values >= num_classes)
+        if is_float:
+            bad |= np.isfinite(values) & (values != np.round(values))
+        if np.any(bad):
+            index = int(np.argmax(bad))
+            value = values[index].item()
+            kind = "non-integral " if is_float and math.isfinite(value) and value != round(value) else ""
+            raise ValueError(
+                f"{name} must be class ids in [0, num_classes) = [0, {num_classes}); "
+                f"got {kind}{value!r} (at index {index})."
+            )
+        return ops.cast(labels, "int32"), None
+    if is_float:
+        invalid = ops.logical_or(ops.not_equal(labels, ops.floor(labels)), ops.logical_not(ops.isfinite(labels)))
+        invalid = ops.logical_or(invalid, ops.logical_or(labels < 0, labels >= num_classes))
+    elif dtype == "bool":
+        invalid = ops.zeros_like(labels, dtype="bool") if num_classes >= 2 else labels
+    else:
+        invalid = ops.logical_or(labels < 0, labels >= num_classes)
+    return ops.cast(labels, "int32"), ops.any(invalid)

@@ -30,12 +30,13 @@ Numerical promises, for every object:
 - Safe at 0: the gradient is finite (0) where a distance is 0 (identical
   rows, the diagonal), and at an all-zero row for the cosine.
 - Accurate for close rows with large norms: the Euclidean matrices centre
-  the rows (subtract the mean of the finite query and reference rows) before
-  the Gram expansion ``|a|^2 + |b|^2 - 2 a.b``, so their error depends on how
+  the rows (subtract the mean of the query and reference rows) before the
+  Gram expansion ``|a|^2 + |b|^2 - 2 a.b``, so their error depends on how
   far the rows are from their mean, not on their norm.
 - NaN in, NaN out: a row with a NaN or an Inf gives NaN in its row and
   column of a pairwise matrix (its entry of a paired vector); no NaN becomes
-  0, and the other entries are unaffected.
+  0, and the other entries stay finite (in such a batch the Euclidean
+  matrix is computed without centring).
 
 ``Manhattan`` and ``LpDistance`` broadcast to ``(n, m, d)`` in ``pairwise``:
 fine for batches (1024 x 1024 x 128 floats is 512 MB), costly for large
@@ -86,7 +87,7 @@ _ALIASES = {
     "l1": "manhattan",
 }
 _NORM_FLOOR = 1e-6
-_NORM_FLOOR_FLOAT16 = 1e-3
+_GRADIENT_NORM_FLOOR = 1e-3
 
 __all__ = [
     "METRICS",
@@ -138,10 +139,6 @@ def _clamp_at_zero(x: Tensor) -> Tensor:
     return ops.maximum(x, 0.0)
 
 
-def _norm_floor(dtype: Any) -> float:
-    return _NORM_FLOOR_FLOAT16 if keras.backend.standardize_dtype(dtype) == "float16" else _NORM_FLOOR
-
-
 def l2_normalize(x: Tensor, axis: int = -1) -> Tensor:
     """Scale rows to unit L2 norm, with a bounded gradient at (near-)zero rows.
 
@@ -155,13 +152,13 @@ def l2_normalize(x: Tensor, axis: int = -1) -> Tensor:
     Returns
     -------
     tensor
-        ``x / max(||x||, floor)`` with ``floor = 1e-6``, or ``1e-3`` for
-        float16 input. Rows with a norm of at least ``floor`` get exactly
-        unit norm; smaller rows (an all-zero row gives 0) are scaled by
-        ``1 / floor``, so the gradient's gain is at most ``1 / floor``: 1e6
-        in float32 / bfloat16 (finite), 1e3 in float16, where a gain of 1e6
-        would overflow 65504 for any upstream gradient above 0.07. NaN rows
-        stay NaN.
+        ``x / max(||x||, 1e-6)``: unit rows, an all-zero row stays 0, NaN
+        stays NaN. The gradient is that of ``x / max(||x||, 1e-3)``: exact
+        for rows of norm ``>= 1e-3``, and below that its gain is capped at
+        1e3 (the true gain ``1 / ||x||`` is unbounded; a cap of 1e6 made
+        every float16 gradient at a zero row overflow 65504). So the
+        gradient is finite in every dtype, in float16 as long as the
+        upstream gradient on the unit row stays below 65.
 
     Examples
     --------
@@ -171,11 +168,13 @@ def l2_normalize(x: Tensor, axis: int = -1) -> Tensor:
     array([[0.6, 0.8],
            [0. , 0. ]], dtype=float32)
     """
-    x = ops.convert_to_tensor(x)
-    floor = _norm_floor(x.dtype)
     x = as_float32(x)
     squared_norm = ops.sum(ops.square(x), axis=axis, keepdims=True)
-    return x * ops.rsqrt(ops.maximum(squared_norm, floor * floor))
+    # Differentiated: the version with the larger floor; its value is corrected to the smaller floor's
+    # without a gradient (the correction is exactly 0 for rows of norm >= _GRADIENT_NORM_FLOOR).
+    bounded = x * ops.rsqrt(ops.maximum(squared_norm, _GRADIENT_NORM_FLOOR**2))
+    exact = x * ops.rsqrt(ops.maximum(squared_norm, _NORM_FLOOR**2))
+    return bounded + ops.stop_gradient(exact - bounded)
 
 
 def _as_matrix(x: Tensor, name: str) -> Tensor:
@@ -222,8 +221,10 @@ class Distance:
     Subclasses set ``name`` and ``is_similarity`` and implement
     :meth:`_pairwise` (which zeroes the diagonal of a distance when
     ``same``) and :meth:`_paired` on validated float32 (or float64)
-    ``(n, d)`` inputs in which every row holding a NaN or an Inf is all NaN;
-    they must propagate NaN. The base class validates and casts.
+    ``(n, d)`` inputs. Both must give NaN for a row that holds a NaN or an
+    Inf (:func:`_nan_rows` does it for any computation that propagates NaN;
+    the Euclidean and cosine objects get it more cheaply from their row
+    norms). The base class validates and casts.
 
     Attributes
     ----------
@@ -271,8 +272,7 @@ class Distance:
         query = _as_matrix(query, "query")
         reference = query if same else _as_matrix(reference, "reference")
         _check_sizes(query, reference, "query", "reference")
-        query = _nan_rows(query)
-        return self._pairwise(query, query if same else _nan_rows(reference), same)
+        return self._pairwise(query, reference, same)
 
     __call__ = pairwise
 
@@ -281,7 +281,7 @@ class Distance:
         a = _as_matrix(a, "a")
         b = _as_matrix(b, "b")
         _check_sizes(a, b, "a", "b")
-        return self._paired(_nan_rows(a), _nan_rows(b))
+        return self._paired(a, b)
 
     def to_distance(self, values: Tensor) -> Tensor:
         """Values of this object's orientation as distances (smaller = closer)."""
@@ -320,20 +320,27 @@ class Distance:
 
 
 def _centred(query: Tensor, reference: Tensor, same: bool) -> tuple[Tensor, Tensor]:
-    """Subtract the mean of the finite rows of query and reference (a constant: no gradient).
-
-    Takes the output of :func:`_nan_rows` (non-finite rows are all NaN).
+    """Subtract the mean of the query and reference rows (a constant: no gradient).
 
     Distances are translation invariant; centring makes the Gram expansion's
     cancellation error scale with the spread of the rows, not their norm.
+    When a row holds a NaN or an Inf the mean is not finite and is not
+    subtracted (that batch's other entries are then computed uncentred).
     """
-    rows = query if same else ops.concatenate([query, reference], axis=0)
-    finite = ops.logical_not(ops.isnan(rows[:, :1]))  # a row with a NaN or an Inf is all NaN here
-    total = ops.sum(ops.where(finite, rows, ops.zeros_like(rows)), axis=0, keepdims=True)
-    count = ops.maximum(ops.sum(ops.cast(finite, rows.dtype)), 1.0)
-    mean = ops.stop_gradient(total / count)
+    total = ops.sum(query, axis=0, keepdims=True)
+    count = query.shape[0] if query.shape[0] is not None else ops.shape(query)[0]
+    if not same:
+        total = total + ops.sum(reference, axis=0, keepdims=True)
+        count = count + (reference.shape[0] if reference.shape[0] is not None else ops.shape(reference)[0])
+    mean = total / ops.maximum(ops.cast(count, total.dtype), 1.0)
+    mean = ops.stop_gradient(ops.where(ops.isfinite(mean), mean, ops.zeros_like(mean)))
     query = query - mean
     return query, (query if same else reference - mean)
+
+
+def _nan_unless_finite(values: Tensor) -> Tensor:
+    """NaN where ``values`` is not finite (an Inf from an Inf row becomes NaN)."""
+    return ops.where(ops.isfinite(values), values, ops.full_like(values, math.nan))
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
@@ -376,8 +383,11 @@ class Euclidean(Distance):
 
     def _pairwise(self, query: Tensor, reference: Tensor, same: bool) -> Tensor:
         query, reference = _centred(query, reference, same)
-        query_norms = ops.sum(ops.square(query), axis=1, keepdims=True)
-        reference_norms = query_norms if same else ops.sum(ops.square(reference), axis=1, keepdims=True)
+        # A row with a NaN or an Inf has a non-finite norm: NaN there puts NaN in its row and column.
+        query_norms = _nan_unless_finite(ops.sum(ops.square(query), axis=1, keepdims=True))
+        reference_norms = (
+            query_norms if same else _nan_unless_finite(ops.sum(ops.square(reference), axis=1, keepdims=True))
+        )
         # -2 folded into the (n, d) query rather than the (n, m) product: one (n, m) pass less.
         squared = (query_norms + ops.transpose(reference_norms)) + ops.matmul(-2.0 * query, ops.transpose(reference))
         if same:  # exactly 0 before the square root (whose gradient there is then 0)
@@ -387,7 +397,8 @@ class Euclidean(Distance):
         return safe_sqrt(squared)  # 0 for the rounding below 0
 
     def _paired(self, a: Tensor, b: Tensor) -> Tensor:
-        squared = ops.sum(ops.square(a - b), axis=-1)
+        # Not finite iff a row holds a NaN or an Inf (or the distance overflows float32).
+        squared = _nan_unless_finite(ops.sum(ops.square(a - b), axis=-1))
         return squared if self.squared else safe_sqrt(squared)
 
     def get_config(self) -> dict:
@@ -484,10 +495,11 @@ class DotProduct(Distance):
     is_similarity = True
 
     def _pairwise(self, query: Tensor, reference: Tensor, same: bool) -> Tensor:
-        return ops.matmul(query, ops.transpose(reference))
+        query = _nan_rows(query)
+        return ops.matmul(query, ops.transpose(query if same else _nan_rows(reference)))
 
     def _paired(self, a: Tensor, b: Tensor) -> Tensor:
-        return ops.sum(a * b, axis=-1)
+        return ops.sum(_nan_rows(a) * _nan_rows(b), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
@@ -509,10 +521,12 @@ class Manhattan(Distance):
     is_similarity = False
 
     def _pairwise(self, query: Tensor, reference: Tensor, same: bool) -> Tensor:
+        query = _nan_rows(query)
+        reference = query if same else _nan_rows(reference)
         return ops.sum(ops.abs(ops.expand_dims(query, 1) - ops.expand_dims(reference, 0)), axis=-1)
 
     def _paired(self, a: Tensor, b: Tensor) -> Tensor:
-        return ops.sum(ops.abs(a - b), axis=-1)
+        return ops.sum(ops.abs(_nan_rows(a) - _nan_rows(b)), axis=-1)
 
 
 def _lp_norm(differences: Tensor, p: float) -> Tensor:
@@ -568,10 +582,12 @@ class LpDistance(Distance):
         self.p = math.inf if infinite else check_float(p, "p", minimum=1.0)
 
     def _pairwise(self, query: Tensor, reference: Tensor, same: bool) -> Tensor:
+        query = _nan_rows(query)
+        reference = query if same else _nan_rows(reference)
         return _lp_norm(ops.expand_dims(query, 1) - ops.expand_dims(reference, 0), self.p)
 
     def _paired(self, a: Tensor, b: Tensor) -> Tensor:
-        return _lp_norm(a - b, self.p)
+        return _lp_norm(_nan_rows(a) - _nan_rows(b), self.p)
 
     def get_config(self) -> dict:
         return {"p": self.p}
@@ -611,12 +627,13 @@ class CallableDistance(Distance):
         return getattr(self.function, "__name__", "custom")
 
     def _pairwise(self, query: Tensor, reference: Tensor, same: bool) -> Tensor:
+        query = _nan_rows(query)
         if same:
             return _zero_diagonal(as_float32(self.function(query)))
-        return as_float32(self.function(query, reference))
+        return as_float32(self.function(query, _nan_rows(reference)))
 
     def _paired(self, a: Tensor, b: Tensor) -> Tensor:
-        return ops.diagonal(as_float32(self.function(a, b)))
+        return ops.diagonal(as_float32(self.function(_nan_rows(a), _nan_rows(b))))
 
     def get_config(self) -> dict:
         return {"function": keras.saving.serialize_keras_object(self.function)}

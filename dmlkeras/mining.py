@@ -51,7 +51,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from dmlkeras._validation import as_float32, check_float
+from dmlkeras._validation import as_float32, check_float, concrete_value
 
 Tensor = Any
 
@@ -59,14 +59,6 @@ LABEL_FORMATS = ("auto", "ids", "multi_hot", "relation")
 MINING = ("semi-hard", "hard", "all")
 #: Float class ids must stay below this: float32 (what Keras casts ``y_true`` to) rounds 2**24 + 1 to 2**24.
 MAX_FLOAT_ID = 2**24
-
-
-def _concrete(x: Tensor) -> np.ndarray | None:
-    """The NumPy value of ``x``, or ``None`` while it is traced (``jit``, ``tf.function``)."""
-    try:
-        return np.asarray(ops.convert_to_numpy(x))
-    except Exception:  # a tracer or a symbolic tensor: no value yet
-        return None
 
 
 def _is_float(x: Tensor) -> bool:
@@ -77,7 +69,7 @@ def _check_ids(ids: Tensor, name: str) -> Tensor | None:
     """Refuse float ids of 2**24 and more; return a scalar "ids are exact" flag while traced (else ``None``)."""
     if not _is_float(ids):
         return None
-    value = _concrete(ids)
+    value = concrete_value(ids)
     if value is None:
         return ops.all(ops.abs(ids) < MAX_FLOAT_ID)
     if value.size and not np.all(np.abs(value) < MAX_FLOAT_ID):

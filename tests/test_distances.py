@@ -367,3 +367,19 @@ def test_l2_normalize_keeps_nan_and_unit_rows_down_to_the_floor():
     out = to_numpy(l2_normalize(x))
     assert np.all(np.isnan(out[0]))
     np.testing.assert_allclose(out[1:], [[1.0, 0.0], [0.0, 0.5], [0.6, 0.8]], rtol=1e-6)
+
+
+def test_semi_hard_triplet_loss_is_translation_invariant_at_norm_1e4():
+    # Issue 21 item 3: near-duplicates at norm 1e4 gave 0.167 with a zero gradient (truth ~1.0).
+    from dmlkeras.losses import TripletLoss
+
+    rng = np.random.default_rng(32)
+    labels = np.repeat(np.arange(4), 4)
+    centre = rng.normal(size=32)
+    x = (centre * 1e4 / np.linalg.norm(centre) + 0.05 * rng.normal(size=(16, 32))).astype("float32")
+    at_origin = (np.float64(x) - np.float64(x).mean(axis=0)).astype("float32")  # the same rows, shifted exactly
+    loss = TripletLoss(mining="semi-hard", margin=1.0)
+    value, grad = value_and_grad(lambda e: loss(labels, e), x)
+    expected, expected_grad = value_and_grad(lambda e: loss(labels, e), at_origin)
+    assert float(value) == pytest.approx(float(expected), rel=1e-4) and float(expected) > 0.9
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-3, atol=1e-5)

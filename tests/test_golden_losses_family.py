@@ -85,9 +85,9 @@ def test_supervised_contrastive_matches_pytorch_metric_learning(case):
 
 
 def _head_loss(head, embeddings, labels, weights) -> float:
-    head([embeddings, labels])  # builds the weight
+    head([labels, embeddings])  # builds the weight
     head.set_weights([weights])
-    head([embeddings, labels])
+    head([labels, embeddings])
     return float(to_numpy(head.losses[0]))
 
 
@@ -103,7 +103,7 @@ def test_proxy_anchor_matches_pytorch_metric_learning(case):
     expected = float(case["loss"])
 
     def function(x, y, p):
-        return proxy_anchor_loss(x, y, p, margin, alpha)
+        return proxy_anchor_loss(y, x, p, margin, alpha)
 
     assert _value(function, case["embeddings"], case["labels"], case["proxies"]) == pytest.approx(expected, rel=RTOL)
     if not _check_head(case):
@@ -119,7 +119,7 @@ def test_arcface_matches_pytorch_metric_learning(case):
     expected = float(case["loss"])
 
     def function(x, y, w):
-        return arcface_loss(x, y, w, scale, margin)
+        return arcface_loss(y, x, w, scale, margin)
 
     assert _value(function, case["embeddings"], case["labels"], case["weights"]) == pytest.approx(expected, rel=RTOL)
     if not _check_head(case):
@@ -135,7 +135,7 @@ def test_cosface_matches_pytorch_metric_learning(case):
     expected = float(case["loss"])
 
     def function(x, y, w):
-        return cosface_loss(x, y, w, scale, margin)
+        return cosface_loss(y, x, w, scale, margin)
 
     assert _value(function, case["embeddings"], case["labels"], case["weights"]) == pytest.approx(expected, rel=RTOL)
     if not _check_head(case):
