@@ -60,7 +60,7 @@ class HeadLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         num_classes = y_pred.shape[0] // 4
         weights = keras.random.normal((num_classes, y_pred.shape[1]), seed=0)
-        return self.function(y_pred, keras.ops.cast(y_true, "int32"), weights)
+        return self.function(keras.ops.cast(y_true, "int32"), y_pred, weights)  # (labels, embeddings, ...)
 
 
 class Floor(keras.losses.Loss):
