@@ -33,24 +33,8 @@ D = 128
 
 
 def candidate_losses() -> dict[str, keras.losses.Loss]:
-    """Every in-batch loss of dmlkeras with its default settings."""
-    losses = {
-        "triplet semi-hard": L.TripletLoss(mining="semi-hard"),
-        "triplet hard": L.TripletLoss(mining="hard"),
-        "triplet all": L.TripletLoss(mining="all"),
-        "batch contrastive": L.BatchContrastiveLoss(),
-    }
-    optional = {
-        "n-pairs": "NPairsLoss",
-        "lifted structure": "LiftedStructureLoss",
-        "quadruplet": "QuadrupletLoss",
-        "multi-similarity": "MultiSimilarityLoss",
-        "circle": "CircleLoss",
-        "supervised contrastive": "SupervisedContrastiveLoss",
-    }
-    for label, name in optional.items():
-        if hasattr(L, name):
-            losses[label] = getattr(L, name)()
+    """Every registered in-batch loss (:func:`dmlkeras.losses.names`) and the heads' losses."""
+    losses = {name: L.get(name) for name in L.names()}
     for label, function in {
         "head: center": heads.center_loss,
         "head: triplet-center": heads.triplet_center_loss,
@@ -76,7 +60,7 @@ class HeadLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         num_classes = y_pred.shape[0] // 4
         weights = keras.random.normal((num_classes, y_pred.shape[1]), seed=0)
-        return self.function(y_pred, keras.ops.cast(y_true, "int32"), weights)
+        return self.function(keras.ops.cast(y_true, "int32"), y_pred, weights)  # (labels, embeddings, ...)
 
 
 class Floor(keras.losses.Loss):

@@ -190,6 +190,70 @@ def column_to_vector(x: Tensor, name: str) -> Tensor:
     return x
 
 
+def check_embeddings(y_pred: Tensor, name: str = "y_pred") -> Tensor:
+    """Embeddings of shape ``(n, d)`` with ``n >= 1``, as float32 (or float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_embeddings(np.zeros((0, 3)))
+    Traceback (most recent call last):
+    ...
+    ValueError: y_pred is an empty batch (shape (0, 3)); expected at least one embedding.
+    """
+    y_pred = as_float32(y_pred)
+    if len(y_pred.shape) != 2:
+        raise ValueError(
+            f"{name} must be embeddings of shape (batch_size, embedding_dim); got shape {tuple(y_pred.shape)}."
+        )
+    if y_pred.shape[0] == 0:
+        raise ValueError(
+            f"{name} is an empty batch (shape {tuple(y_pred.shape)}); expected at least one embedding."
+        )
+    return y_pred
+
+
+def check_labels_and_embeddings(y_true: Tensor, y_pred: Tensor) -> tuple[Tensor, Tensor]:
+    """Validate in-batch inputs and return ``(labels (n,), embeddings (n, d))``.
+
+    ``y_true`` keeps its dtype (integer ids stay exact).
+
+    Raises
+    ------
+    ValueError
+        If ``y_pred`` is not ``(batch_size, embedding_dim)`` or is empty, ``y_true`` is
+        not ``(batch_size,)`` or ``(batch_size, 1)`` labels, or their batch sizes differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels, emb = check_labels_and_embeddings(np.array([[0], [1]]), np.zeros((2, 3)))
+    >>> tuple(labels.shape), tuple(emb.shape)
+    ((2,), (2, 3))
+    """
+    y_pred = check_embeddings(y_pred)
+    y_true = ops.convert_to_tensor(y_true)
+    if len(y_true.shape) == 2 and y_true.shape[-1] == 1:
+        y_true = ops.reshape(y_true, (-1,))
+    if len(y_true.shape) != 1:
+        raise ValueError(
+            "y_true must be integer class labels of shape (batch_size,) or (batch_size, 1); "
+            f"got shape {tuple(y_true.shape)}."
+        )
+    check_batch_sizes(y_true, y_pred)
+    return y_true, y_pred
+
+
+def check_batch_sizes(y_true: Tensor, y_pred: Tensor, what: str = "labels") -> None:
+    """Raise ``ValueError`` unless ``y_true`` has one row per row of ``y_pred`` (when both are known)."""
+    n_labels, n_embeddings = y_true.shape[0], y_pred.shape[0]
+    if n_labels is not None and n_embeddings is not None and n_labels != n_embeddings:
+        raise ValueError(
+            f"y_true has {n_labels} {what} but y_pred has {n_embeddings} embeddings; "
+            "expected one per embedding."
+        )
+
+
 def concrete_value(x: Any) -> np.ndarray | None:
     """The values of ``x`` as NumPy when they are known (eager), ``None`` while tracing.
 

@@ -37,50 +37,12 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 DATASETS = ("digits", "mnist", "lfw")
-
-
-def _loss_factories() -> dict[str, Callable]:
-    """Kebab-case loss names -> factories, for the losses available in this install."""
-    from dmlkeras import losses
-
-    factories = {
-        "triplet-semihard": lambda: losses.TripletLoss(margin=0.5, mining="semi-hard"),
-        "triplet-hard": lambda: losses.TripletLoss(margin=0.2, mining="hard"),
-        "triplet-all": lambda: losses.TripletLoss(margin=0.2, mining="all"),
-        "batch-contrastive": lambda: losses.BatchContrastiveLoss(pos_margin=0.0, neg_margin=1.0),
-    }
-    optional = {
-        "multi-similarity": "MultiSimilarityLoss",
-        "circle": "CircleLoss",
-        "supcon": "SupervisedContrastiveLoss",
-        "n-pairs": "NPairsLoss",
-        "lifted-structure": "LiftedStructureLoss",
-        "quadruplet": "QuadrupletLoss",
-    }
-    for name, cls in optional.items():
-        if hasattr(losses, cls):
-            factories[name] = getattr(losses, cls)
-    return factories
-
-
-LOSS_NAMES = (
-    "triplet-semihard",
-    "triplet-hard",
-    "triplet-all",
-    "batch-contrastive",
-    "multi-similarity",
-    "circle",
-    "supcon",
-    "n-pairs",
-    "lifted-structure",
-    "quadruplet",
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -229,7 +191,9 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     x_train, y_train, x_test, y_test = split["x_train"], split["y_train"], split["x_test"], split["y_test"]
     _check_batches(y_train, args.classes_per_batch, args.samples_per_class)
     model = build_embedding_model(x_train.shape[1:], embedding_dim=args.embedding_dim, backbone="cnn")
-    loss = _loss_factories()[args.loss]()
+    from dmlkeras import losses
+
+    loss = losses.get(args.loss)
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss, metrics=_diagnostic_metrics(loss))
     batches = ClassBalancedBatches(
         x_train, y_train, classes_per_batch=args.classes_per_batch, samples_per_class=args.samples_per_class, seed=args.seed
@@ -376,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = _Parser(prog="dmlkeras", description="Deep metric learning for Keras.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    available = [name for name in LOSS_NAMES if name in _loss_factories()]
+    from dmlkeras import losses
+
+    available = list(losses.names())
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--dataset", choices=DATASETS, default="digits", help="data set (default: digits, built in)")

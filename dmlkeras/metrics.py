@@ -43,10 +43,10 @@ from typing import Any
 import keras
 from keras import ops
 
+from dmlkeras._validation import check_labels_and_embeddings
 from dmlkeras.distances import pairwise_distances, resolve_metric
-from dmlkeras.losses.base import check_labels_and_embeddings
-from dmlkeras.losses.triplets import MINING
 from dmlkeras.mining import (
+    MINING,
     active_triplet_counts,
     mined_triplets,
     negative_mask,

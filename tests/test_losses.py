@@ -156,7 +156,7 @@ def test_bad_input_raises_value_error():
     with pytest.raises(ValueError, match="3 labels but y_pred has 4 embeddings"):
         loss(np.zeros(3), np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"\(batch_size,\) or \(batch_size, 1\)"):
-        loss(np.zeros((4, 2)), np.zeros((4, 2)))
+        loss(np.zeros((4, 2, 2)), np.zeros((4, 2)))  # (4, 2) is multi-hot now
     with pytest.raises(ValueError, match=r"\(batch_size, 3, embedding_dim\)"):
         TripletMarginLoss()(np.zeros(4), np.zeros((4, 2, 3)))
     with pytest.raises(ValueError, match=r"\(n,\) or \(n, 1\)"):

@@ -1,3 +1,5 @@
+import itertools
+
 import keras
 import numpy as np
 import pytest
@@ -5,8 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmlkeras.mining import (
+    AllTripletsMiner,
+    DistanceWeightedMiner,
+    HardMiner,
+    MultiSimilarityMiner,
+    PairMarginMiner,
+    SemiHardMiner,
     active_triplet_counts,
+    get_miner,
     hardest_negative,
+    hardest_negative_pair,
+    label_relation,
+    multi_similarity_pairs,
     hardest_positive,
     mined_triplets,
     negative_mask,
@@ -148,3 +160,167 @@ def test_mined_triplets_are_the_miners_triplets(labels, seed):
 def test_mined_triplets_rejects_batch_all():
     with pytest.raises(ValueError, match="'hard' or 'semi-hard'"):
         mined_triplets(np.zeros((2, 2), "float32"), np.array([0, 1]), "all")
+
+
+# ---------------------------------------------------------------------------
+# Multi-similarity pairs and the quadruplet's negative pair (moved from the loss tests)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("labels", [np.repeat(np.arange(4), 3), np.array([0, 0, 0, 0, 1, 1, 2, 3, 3, 4, 5, 5])])
+def test_multi_similarity_pairs_match_loops(labels):
+    x = np.random.default_rng(6).normal(size=(len(labels), 5))
+    normalised = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = (normalised @ normalised.T).astype("float32")
+    positives, negatives = (to_numpy(m) for m in multi_similarity_pairs(s, labels, 0.2))
+    n = len(labels)
+    for a in range(n):
+        pos = [p for p in range(n) if p != a and labels[p] == labels[a]]
+        neg = [k for k in range(n) if labels[k] != labels[a]]
+        for p in range(n):
+            expected = p in pos and bool(neg) and s[a, p] < max(s[a, k] for k in neg) + np.float32(0.2)
+            assert positives[a, p] == expected
+        for k in range(n):
+            expected = k in neg and bool(pos) and s[a, k] > min(s[a, p] for p in pos) - np.float32(0.2)
+            assert negatives[a, k] == expected
+
+
+@settings(max_examples=12, deadline=None)
+@given(classes=st.integers(1, 5), seed=st.integers(0, 1000))
+def test_hardest_negative_pair_matches_brute_force(classes, seed):
+    n = 8
+    labels = np.random.default_rng(seed + 1).integers(0, classes, n)
+    x = np.random.default_rng(seed).normal(size=(n, 2))
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1)).astype("float32")
+    values, valid = (to_numpy(t) for t in hardest_negative_pair(d, labels))
+    for a in range(n):
+        pairs = [
+            d[l, k]
+            for l, k in itertools.product(range(n), repeat=2)
+            if labels[l] != labels[k] and labels[l] != labels[a] and labels[k] != labels[a]
+        ]
+        assert valid[a] == bool(pairs)
+        if pairs:
+            assert values[a] == pytest.approx(min(pairs))
+
+
+# ---------------------------------------------------------------------------
+# Label relations: ids, multi-hot, precomputed, query x reference, large ids
+# ---------------------------------------------------------------------------
+
+
+def _reference_case(seed=0, n=6, m=9):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    ref_labels = rng.integers(0, 3, m)
+    self_index = np.full(n, -1)
+    self_index[[0, 3]] = [4, 1]
+    ref_labels[[4, 1]] = labels[[0, 3]]
+    return labels, ref_labels, self_index
+
+
+def test_relation_of_ids_multi_hot_and_precomputed_match_loops():
+    labels, ref_labels, self_index = _reference_case()
+    relation = label_relation(labels, ref_labels, self_index=self_index)
+    pos, neg = ref.relation(labels, ref_labels, self_index)
+    np.testing.assert_array_equal(to_numpy(relation.positives), pos)
+    np.testing.assert_array_equal(to_numpy(relation.negatives), neg)
+    hot = np.random.default_rng(1).random((7, 4)) < 0.4
+    relation = label_relation(hot.astype("float32"))
+    pos, neg = ref.relation(hot)
+    np.testing.assert_array_equal(to_numpy(relation.positives), pos)
+    np.testing.assert_array_equal(to_numpy(relation.negatives), neg)
+    same = labels[:, None] == labels[None, :]
+    relation = label_relation(same, label_format="relation")
+    np.testing.assert_array_equal(to_numpy(relation.positives), to_numpy(positive_mask(labels)))
+    # One-hot multi-hot labels are the class ids.
+    one_hot = np.eye(3)[labels]
+    np.testing.assert_array_equal(to_numpy(label_relation(one_hot).positives), to_numpy(positive_mask(labels)))
+
+
+def test_large_integer_ids_stay_apart_and_large_float_ids_are_refused():
+    big = np.array([2**24, 2**24 + 1, 2**24, 2**24 + 1], "int64")
+    np.testing.assert_array_equal(to_numpy(positive_mask(big)), to_numpy(positive_mask(np.array([0, 1, 0, 1]))))
+    with pytest.raises(ValueError, match="2\\*\\*24"):
+        positive_mask(big.astype("float32"))
+    with pytest.raises(ValueError, match="label_format must be one of"):
+        label_relation(big, label_format="one_hot")
+    with pytest.raises(ValueError, match="must be square"):
+        label_relation(np.ones((2, 3)), label_format="relation")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_slot_miners_over_a_reference_match_loops(seed):
+    labels, ref_labels, self_index = _reference_case(seed)
+    rng = np.random.default_rng(seed + 10)
+    d = rng.random((len(labels), len(ref_labels))).astype("float32")
+    relation = label_relation(labels, ref_labels, self_index=self_index)
+    pos, neg = ref.relation(labels, ref_labels, self_index)
+    values, valid = semihard_negative(d, relation)
+    expected = ref.ref_mine("semi-hard", d.astype(np.float64), pos, neg)
+    chosen = expected[3]
+    for a in range(len(labels)):
+        for p in range(len(ref_labels)):
+            assert bool(to_numpy(valid)[a, p]) == bool(expected[0][a, p])
+            if expected[0][a, p]:
+                assert to_numpy(values)[a, p] == d[a, chosen[a, p]]
+    per_p, per_n = active_triplet_counts(d, relation, margin=0.3)
+    for a in range(len(labels)):
+        for p in range(len(ref_labels)):
+            count = sum(1 for k in range(len(ref_labels)) if pos[a, p] and neg[a, k] and d[a, p] - d[a, k] + 0.3 > 0)
+            assert to_numpy(per_p)[a, p] == count
+    # The same through the generic (multi-hot) slot tables.
+    hot = np.eye(3)[labels]
+    hot_relation = label_relation(hot, np.eye(3)[ref_labels], self_index=self_index)
+    hot_values, hot_valid = semihard_negative(d, hot_relation)
+    np.testing.assert_array_equal(to_numpy(hot_valid), to_numpy(valid))
+    np.testing.assert_array_equal(np.where(to_numpy(valid), to_numpy(hot_values), 0), np.where(to_numpy(valid), to_numpy(values), 0))
+
+
+MINERS = {
+    "semi-hard": (SemiHardMiner(), {}),
+    "hard": (HardMiner(), {}),
+    "all": (AllTripletsMiner(), {}),
+    "multi-similarity": (MultiSimilarityMiner(epsilon=0.3), {"epsilon": 0.3}),
+    "pair-margin": (PairMarginMiner(pos_margin=0.4, neg_margin=0.7), {"pos_margin": 0.4, "neg_margin": 0.7}),
+    "distance-weighted": (DistanceWeightedMiner(), {"dim": 5}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MINERS))
+@pytest.mark.parametrize("square", [True, False])
+def test_miners_match_loops(kind, square):
+    miner, params = MINERS[kind]
+    if square:
+        labels = np.random.default_rng(2).permutation(np.repeat(np.arange(3), 3))
+        relation, (pos, neg) = label_relation(labels), ref.relation(labels)
+        n = m = len(labels)
+    else:
+        labels, ref_labels, self_index = _reference_case(3)
+        relation = label_relation(labels, ref_labels, self_index=self_index)
+        pos, neg = ref.relation(labels, ref_labels, self_index)
+        n, m = len(labels), len(ref_labels)
+    d = (np.random.default_rng(4).random((n, m)) * 1.5).astype("float32")
+    mined = miner(d, relation, embedding_dim=5)
+    expected = ref.ref_mine(kind, d.astype(np.float64), pos, neg, **params)
+    np.testing.assert_array_equal(to_numpy(mined.positives), expected[0])
+    np.testing.assert_array_equal(to_numpy(mined.negatives), expected[1])
+    if expected[2] is not None:
+        np.testing.assert_allclose(to_numpy(mined.negative_weights), expected[2], rtol=1e-5, atol=1e-7)
+    if expected[3] is not None:
+        chosen = to_numpy(mined.triplet_negative)
+        np.testing.assert_array_equal(np.where(expected[0], chosen, 0), np.where(expected[0], expected[3], 0))
+
+
+def test_miners_serialise_and_validate():
+    for miner, _ in MINERS.values():
+        config = keras.saving.serialize_keras_object(miner)
+        again = keras.saving.deserialize_keras_object(config)
+        assert type(again) is type(miner) and again.get_config() == miner.get_config()
+    assert isinstance(get_miner("semi-hard"), SemiHardMiner)
+    with pytest.raises(ValueError, match="epsilon must be a finite number >= 0"):
+        MultiSimilarityMiner(epsilon=-1.0)
+    with pytest.raises(ValueError, match="miner must be"):
+        get_miner("easy")
+    with pytest.raises(ValueError, match="embedding dimension"):
+        DistanceWeightedMiner()(np.zeros((2, 2), "float32"), np.array([0, 1]))

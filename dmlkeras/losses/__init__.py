@@ -6,7 +6,13 @@ triplet or quadruplet model outputs); in-batch losses take integer labels
 batch themselves. Every loss is registered for Keras serialisation, so a
 model compiled with one saves to ``.keras`` and loads without
 ``custom_objects``. The table in ``docs/losses.md`` says which to use when.
+
+:func:`get` and :func:`names` are the one registry of the in-batch losses
+(kebab-case names with recommended settings), which the CLI, the
+benchmarks and the notebooks use.
 """
+
+from typing import Any
 
 from dmlkeras.losses.base import InBatchLoss, check_labels_and_embeddings
 from dmlkeras.losses.lifted import LiftedStructureLoss, lifted_structure_loss
@@ -30,6 +36,8 @@ from dmlkeras.losses.triplets import (
 )
 
 __all__ = [
+    "get",
+    "names",
     "BatchContrastiveLoss",
     "CircleLoss",
     "ContrastiveLoss",
@@ -53,3 +61,50 @@ __all__ = [
     "npairs_loss",
     "supervised_contrastive_loss",
 ]
+
+
+# name -> (class, recommended settings); the CLI's, the benchmarks' and the notebooks' list.
+_REGISTRY: dict = {
+    "triplet-semihard": (TripletLoss, {"margin": 0.5, "mining": "semi-hard"}),
+    "triplet-hard": (TripletLoss, {"margin": 0.2, "mining": "hard"}),
+    "triplet-all": (TripletLoss, {"margin": 0.2, "mining": "all"}),
+    "batch-contrastive": (BatchContrastiveLoss, {"pos_margin": 0.0, "neg_margin": 1.0}),
+    "multi-similarity": (MultiSimilarityLoss, {}),
+    "circle": (CircleLoss, {}),
+    "supcon": (SupervisedContrastiveLoss, {}),
+    "n-pairs": (NPairsLoss, {}),
+    "lifted-structure": (LiftedStructureLoss, {}),
+    "quadruplet": (QuadrupletLoss, {}),
+}
+
+
+def names() -> tuple:
+    """The registered in-batch loss names, in a stable order.
+
+    Examples
+    --------
+    >>> names()[:3]
+    ('triplet-semihard', 'triplet-hard', 'triplet-all')
+    """
+    return tuple(_REGISTRY)
+
+
+def get(name: str, **overrides: Any) -> InBatchLoss:
+    """A new in-batch loss by registered name, with its recommended settings (``overrides`` win).
+
+    Raises
+    ------
+    ValueError
+        On an unknown name; the message lists :func:`names`.
+
+    Examples
+    --------
+    >>> get("triplet-hard").margin
+    0.2
+    >>> get("triplet-hard", margin=0.3).margin
+    0.3
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown loss {name!r}. Registered losses: {', '.join(_REGISTRY)}.")
+    cls, settings = _REGISTRY[name]
+    return cls(**{**settings, **overrides})

@@ -7,12 +7,42 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras.distances import pairwise_distances, resolve_metric
-from dmlkeras.losses.base import InBatchLoss
-from dmlkeras.mining import negative_mask, positive_mask
-from dmlkeras.reducers import masked_logsumexp, masked_mean
+from dmlkeras._validation import check_float, check_labels_and_embeddings
+from dmlkeras.losses.base import InBatchLoss, get_distance
+from dmlkeras.mining import Miner, chosen_pairs, label_relation
+from dmlkeras.reducers import MeanReducer, element_terms, masked_logsumexp
 
 Tensor = Any
+
+
+def _lifted_terms(distances, positives, negatives, weights, margin: float, square: bool):
+    """Per-query terms of the lifted loss: ``0.5 max(J_ij, 0)^2`` for every positive pair."""
+    logits = margin - distances
+    if weights is not None:  # log sum_k w_k exp(.) : the weights enter as log-weights
+        logits = logits + ops.log(ops.where(negatives, weights, ops.ones_like(weights)))
+    row_terms = masked_logsumexp(logits, negatives, axis=1)  # (n,), -inf without negatives
+    has_row = ops.any(negatives, axis=1)
+    if square:  # the reference is the batch: the other end's terms are its row's
+        column_terms, has_column = row_terms, has_row
+    else:  # a reference row's negatives among the queries
+        column_terms = masked_logsumexp(logits, negatives, axis=0)
+        has_column = ops.any(negatives, axis=0)
+    shape = ops.shape(distances)
+    left = ops.expand_dims(ops.where(has_row, row_terms, ops.zeros_like(row_terms)), 1)
+    right = ops.expand_dims(ops.where(has_column, column_terms, ops.zeros_like(column_terms)), 0)
+    pair_has = ops.stack(
+        [
+            ops.broadcast_to(ops.expand_dims(has_row, 1), shape),
+            ops.broadcast_to(ops.expand_dims(has_column, 0), shape),
+        ],
+        axis=-1,
+    )
+    pair_terms = ops.stack([ops.broadcast_to(left, shape), ops.broadcast_to(right, shape)], axis=-1)
+    combined = masked_logsumexp(pair_terms, pair_has, axis=-1)  # logaddexp(L_i, L_j)
+    valid = ops.logical_and(positives, ops.any(pair_has, axis=-1))
+    safe_combined = ops.where(valid, combined, ops.zeros_like(combined))
+    hinge = ops.square(ops.relu(safe_combined + distances))
+    return element_terms(0.5 * hinge, valid)
 
 
 def lifted_structure_loss(
@@ -47,29 +77,11 @@ def lifted_structure_loss(
     >>> round(float(lifted_structure_loss(np.array([0, 0, 1]), x)), 4)
     0.0491
     """
-    distances = pairwise_distances(embeddings, metric=metric)
-    negatives = negative_mask(labels)
-    row_terms = masked_logsumexp(margin - distances, negatives, axis=1)  # (n,), -inf without negatives
-    has_negative = ops.any(negatives, axis=1)
-    safe_terms = ops.where(has_negative, row_terms, ops.zeros_like(row_terms))
-    left = ops.expand_dims(safe_terms, 1)
-    right = ops.expand_dims(safe_terms, 0)
-    pair_has = ops.stack(
-        [
-            ops.broadcast_to(ops.expand_dims(has_negative, 1), ops.shape(distances)),
-            ops.broadcast_to(ops.expand_dims(has_negative, 0), ops.shape(distances)),
-        ],
-        axis=-1,
-    )
-    pair_terms = ops.stack(
-        [ops.broadcast_to(left, ops.shape(distances)), ops.broadcast_to(right, ops.shape(distances))],
-        axis=-1,
-    )
-    combined = masked_logsumexp(pair_terms, pair_has, axis=-1)  # logaddexp(L_i, L_j)
-    valid = ops.logical_and(positive_mask(labels), ops.any(pair_has, axis=-1))
-    safe_combined = ops.where(valid, combined, ops.zeros_like(combined))
-    hinge = ops.square(ops.relu(safe_combined + distances))
-    return 0.5 * masked_mean(hinge, valid)
+    labels, embeddings = check_labels_and_embeddings(labels, embeddings)
+    relation = label_relation(labels)
+    distances = get_distance(metric).distance_matrix(embeddings)
+    terms = _lifted_terms(distances, relation.positives, relation.negatives, None, margin, square=True)
+    return MeanReducer().reduce(terms)
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
@@ -84,14 +96,22 @@ class LiftedStructureLoss(InBatchLoss):
     Parameters
     ----------
     margin : float, default 1.0
-    metric : str, default "euclidean"
-        See :mod:`dmlkeras.distances`.
+        Non-negative.
+    distance : str, callable or Distance, default "euclidean"
+        See :mod:`dmlkeras.distances` (``metric=`` is the older name).
+    miner : Miner, optional
+        Only the miner's positive pairs and negatives (its negative weights enter the
+        soft maximum as log-weights).
+    reducer : str or Reducer, default "mean"
+    label_format : see :class:`~dmlkeras.losses.InBatchLoss`
 
     Notes
     -----
     The mean is over *all* positive pairs, as in tensorflow-addons. A batch
     without positive pairs, or with one class only (no negatives), gives 0
-    with a zero gradient, where tensorflow-addons gives NaN.
+    with a zero gradient, where tensorflow-addons gives NaN. Against a
+    reference, the second end ``j`` of a pair is a reference row, and its
+    negatives ``N(j)`` are the queries of another class.
 
     Examples
     --------
@@ -102,14 +122,25 @@ class LiftedStructureLoss(InBatchLoss):
     """
 
     def __init__(
-        self, margin: float = 1.0, metric: str = "euclidean", name: str = "lifted_structure_loss", **kwargs: Any
+        self,
+        margin: float = 1.0,
+        distance: Any = None,
+        miner: Miner | None = None,
+        reducer: Any = None,
+        label_format: str = "auto",
+        name: str = "lifted_structure_loss",
+        metric: Any = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, **kwargs)
-        self.margin = float(margin)
-        self.metric = resolve_metric(metric)
+        super().__init__(
+            distance=distance, miner=miner, reducer=reducer, label_format=label_format, name=name, metric=metric, **kwargs
+        )
+        self.margin = check_float(margin, "margin", minimum=0.0)
 
-    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
-        return lifted_structure_loss(labels, embeddings, self.margin, self.metric)
+    def terms(self, relation, query, reference):
+        distances = self.distance.distance_matrix(query, reference)
+        positives, negatives, weights = chosen_pairs(relation, self.mine(distances, relation, query))
+        return [_lifted_terms(distances, positives, negatives, weights, self.margin, square=reference is None)]
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "margin": self.margin, "metric": self.metric}
+        return {**super().get_config(), "margin": self.margin}

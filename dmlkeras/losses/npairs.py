@@ -30,10 +30,10 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras.distances import as_float32
+from dmlkeras._validation import as_float32, check_float
 from dmlkeras.losses.base import InBatchLoss
-from dmlkeras.mining import negative_mask, positive_mask, same_label_mask
-from dmlkeras.reducers import masked_logsumexp, masked_mean
+from dmlkeras.mining import Miner, chosen_pairs, same_label_mask
+from dmlkeras.reducers import Terms, element_terms, masked_logsumexp
 
 Tensor = Any
 
@@ -136,7 +136,7 @@ class NPairsTupleLoss(keras.losses.Loss):
 
     def __init__(self, l2_reg: float = 0.0, name: str = "npairs_tuple_loss", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
-        self.l2_reg = float(l2_reg)
+        self.l2_reg = check_float(l2_reg, "l2_reg", minimum=0.0)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         y_pred = as_float32(y_pred)
@@ -153,7 +153,7 @@ class NPairsTupleLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
 class NPairsLoss(InBatchLoss):
-    """Multi-class N-pair loss over every positive pair of a labelled batch.
+    """Multi-class N-pair loss over every positive pair of a labelled batch (or against a reference).
 
     For each positive pair ``(a, p)`` (same label, ``a != p``), with
     dot-product similarities ``s = x x^T``:
@@ -166,9 +166,16 @@ class NPairsLoss(InBatchLoss):
     Parameters
     ----------
     l2_reg : float, default 0.0
-        Weight of the embedding L2 penalty. Sohn's similarities are
+        Weight of the embedding L2 penalty (non-negative). Sohn's similarities are
         unnormalised dot products, so without it (or an L2-normalising layer)
         the embeddings can grow without bound.
+    distance : str, callable or Distance, default "dot_product"
+        Any distance: the loss uses its similarity matrix (larger = closer, see
+        :mod:`dmlkeras.distances`), e.g. ``"cosine_similarity"``.
+    miner : Miner, optional
+        Only the miner's positive pairs and negatives (negative weights enter as log-weights).
+    reducer : str or Reducer, default "mean"
+    label_format : see :class:`~dmlkeras.losses.InBatchLoss`
 
     Notes
     -----
@@ -185,18 +192,35 @@ class NPairsLoss(InBatchLoss):
     0.3133
     """
 
-    def __init__(self, l2_reg: float = 0.0, name: str = "npairs_loss", **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
-        self.l2_reg = float(l2_reg)
+    default_distance = "dot_product"
 
-    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
-        similarities = ops.matmul(embeddings, ops.transpose(embeddings))
-        negatives = masked_logsumexp(similarities, negative_mask(labels), axis=1, keepdims=True)
-        pair_losses = ops.softplus(negatives - similarities)
-        loss = masked_mean(pair_losses, positive_mask(labels))
+    def __init__(
+        self,
+        l2_reg: float = 0.0,
+        distance: Any = None,
+        miner: Miner | None = None,
+        reducer: Any = None,
+        label_format: str = "auto",
+        name: str = "npairs_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(distance=distance, miner=miner, reducer=reducer, label_format=label_format, name=name, **kwargs)
+        self.l2_reg = check_float(l2_reg, "l2_reg", minimum=0.0)
+
+    def terms(self, relation, query, reference):
+        similarities = self.distance.similarity_matrix(query, reference)
+        mined = None if self.miner is None else self.mine(self.distance.distance_matrix(query, reference), relation, query)
+        positives, negatives, weights = chosen_pairs(relation, mined)
+        logits = similarities
+        if weights is not None:
+            logits = logits + ops.log(ops.where(negatives, weights, ops.ones_like(weights)))
+        negative_terms = masked_logsumexp(logits, negatives, axis=1, keepdims=True)
+        terms = [element_terms(ops.softplus(negative_terms - similarities), positives)]
         if self.l2_reg:
-            loss = loss + self.l2_reg * 2.0 * _l2_penalty(embeddings)
-        return loss
+            penalty = self.l2_reg * 0.5 * ops.sum(ops.square(query), axis=-1)
+            every = ops.ones_like(penalty)
+            terms.append(Terms(penalty, every, every))
+        return terms
 
     def get_config(self) -> dict:
         return {**super().get_config(), "l2_reg": self.l2_reg}

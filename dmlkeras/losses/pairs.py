@@ -7,10 +7,10 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras.distances import as_float32, pairwise_distances, resolve_metric
+from dmlkeras._validation import as_float32, check_float
 from dmlkeras.losses.base import InBatchLoss
-from dmlkeras.mining import negative_mask, positive_mask
-from dmlkeras.reducers import nonzero_mean
+from dmlkeras.mining import Miner, chosen_pairs
+from dmlkeras.reducers import element_terms
 
 Tensor = Any
 
@@ -52,7 +52,7 @@ class ContrastiveLoss(keras.losses.Loss):
 
     def __init__(self, margin: float = 1.0, name: str = "contrastive_loss", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
-        self.margin = float(margin)
+        self.margin = check_float(margin, "margin", minimum=0.0)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         distances = _as_vector(y_pred, "y_pred (pair distances)")
@@ -71,7 +71,7 @@ class ContrastiveLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
 class BatchContrastiveLoss(InBatchLoss):
-    """Contrastive loss over every pair of a labelled batch.
+    """Contrastive loss over every pair of a labelled batch (or of the batch against a reference).
 
     Positive pairs cost ``max(d - pos_margin, 0)**2``, negative pairs
     ``max(neg_margin - d, 0)**2``; the result is the mean over the pairs whose
@@ -80,11 +80,16 @@ class BatchContrastiveLoss(InBatchLoss):
     Parameters
     ----------
     pos_margin : float, default 0.0
-        Positives closer than this cost nothing.
+        Positives closer than this cost nothing (non-negative).
     neg_margin : float, default 1.0
-        Negatives farther than this cost nothing.
-    metric : str, default "euclidean"
-        See :mod:`dmlkeras.distances`.
+        Negatives farther than this cost nothing (non-negative).
+    distance : str, callable or Distance, default "euclidean"
+        See :mod:`dmlkeras.distances` (``metric=`` is the older name).
+    miner : Miner, optional
+        Only the pairs a :mod:`dmlkeras.mining` miner chose (triplet miners: the pairs of
+        their triplets), negative costs weighted by its negative weights.
+    reducer : str or Reducer, default "nonzero_mean"
+    label_format : see :class:`~dmlkeras.losses.InBatchLoss`
 
     Examples
     --------
@@ -94,34 +99,37 @@ class BatchContrastiveLoss(InBatchLoss):
     0.5
     """
 
+    default_reducer = "nonzero_mean"
+
     def __init__(
         self,
         pos_margin: float = 0.0,
         neg_margin: float = 1.0,
-        metric: str = "euclidean",
+        distance: Any = None,
+        miner: Miner | None = None,
+        reducer: Any = None,
+        label_format: str = "auto",
         name: str = "batch_contrastive_loss",
+        metric: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, **kwargs)
-        self.pos_margin = float(pos_margin)
-        self.neg_margin = float(neg_margin)
-        self.metric = resolve_metric(metric)
+        super().__init__(
+            distance=distance, miner=miner, reducer=reducer, label_format=label_format, name=name, metric=metric, **kwargs
+        )
+        self.pos_margin = check_float(pos_margin, "pos_margin", minimum=0.0)
+        self.neg_margin = check_float(neg_margin, "neg_margin", minimum=0.0)
 
-    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
-        distances = pairwise_distances(embeddings, metric=self.metric)
-        positives = positive_mask(labels)
-        negatives = negative_mask(labels)
+    def terms(self, relation, query, reference):
+        distances = self.distance.distance_matrix(query, reference)
+        positives, negatives, weights = chosen_pairs(relation, self.mine(distances, relation, query))
         costs = ops.where(
             positives,
             ops.square(ops.relu(distances - self.pos_margin)),
             ops.square(ops.relu(self.neg_margin - distances)),
         )
-        return nonzero_mean(costs, ops.logical_or(positives, negatives))
+        if weights is not None:
+            weights = ops.where(negatives, weights, ops.ones_like(weights))
+        return [element_terms(costs, ops.logical_or(positives, negatives), weights)]
 
     def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "pos_margin": self.pos_margin,
-            "neg_margin": self.neg_margin,
-            "metric": self.metric,
-        }
+        return {**super().get_config(), "pos_margin": self.pos_margin, "neg_margin": self.neg_margin}

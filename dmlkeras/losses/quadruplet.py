@@ -22,15 +22,11 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras.distances import (
-    as_float32,
-    paired_distances,
-    pairwise_distances,
-    resolve_metric,
-)
+from dmlkeras._validation import as_float32, check_float
+from dmlkeras.distances import paired_distances, resolve_metric
 from dmlkeras.losses.base import InBatchLoss
 from dmlkeras.mining import hardest_negative, hardest_negative_pair, hardest_positive
-from dmlkeras.reducers import masked_mean
+from dmlkeras.reducers import element_terms
 
 Tensor = Any
 
@@ -78,8 +74,8 @@ class QuadrupletMarginLoss(keras.losses.Loss):
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
-        self.margin_pos = float(margin_pos)
-        self.margin_neg = float(margin_neg)
+        self.margin_pos = check_float(margin_pos, "margin_pos", minimum=0.0)
+        self.margin_neg = check_float(margin_neg, "margin_neg", minimum=0.0)
         self.metric = resolve_metric(metric)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
@@ -130,12 +126,15 @@ class QuadrupletLoss(InBatchLoss):
         Only batch-hard mining is offered: summing the second term over all
         quadruplets needs, per anchor class, the sorted distances of all
         negative pairs, which does not fit the O(n^2) memory rule.
-    metric : str, default "euclidean"
-        See :mod:`dmlkeras.distances`.
+    distance : str, callable or Distance, default "euclidean"
+        See :mod:`dmlkeras.distances` (``metric=`` is the older name).
+    reducer : str or Reducer, default "mean"
+        Applied to each of the two terms.
 
     Notes
     -----
-    A batch where no anchor has a term (one class, all distinct labels, a
+    No ``miner``: the quadruplets are mined here. Against a reference, the negative
+    pair is a pair of reference rows. A batch where no anchor has a term (one class, all distinct labels, a
     single sample) gives 0 with a zero gradient. Memory is O(n^2).
 
     Examples
@@ -152,28 +151,45 @@ class QuadrupletLoss(InBatchLoss):
         margin_pos: float = 1.0,
         margin_neg: float = 0.5,
         mining: str = "hard",
-        metric: str = "euclidean",
+        distance: Any = None,
+        reducer: Any = None,
         name: str = "quadruplet_loss",
+        metric: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, **kwargs)
+        if kwargs.get("miner") is not None:
+            raise ValueError(
+                "QuadrupletLoss mines its own quadruplets (mining='hard'); it takes no miner."
+            )
+        kwargs.pop("miner", None)
+        if kwargs.get("label_format", "auto") not in ("auto", "ids"):
+            raise ValueError("QuadrupletLoss needs class ids: its negative pairs are pairs of two other classes.")
+        super().__init__(distance=distance, reducer=reducer, name=name, metric=metric, **kwargs)
         if mining not in MINING:
             raise ValueError(f"mining must be one of {MINING}; got {mining!r}.")
-        self.margin_pos = float(margin_pos)
-        self.margin_neg = float(margin_neg)
+        self.margin_pos = check_float(margin_pos, "margin_pos", minimum=0.0)
+        self.margin_neg = check_float(margin_neg, "margin_neg", minimum=0.0)
         self.mining = mining
-        self.metric = resolve_metric(metric)
 
-    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
-        distances = pairwise_distances(embeddings, metric=self.metric)
-        positive, has_positive = hardest_positive(distances, labels)
-        negative, has_negative = hardest_negative(distances, labels)
-        pair, has_pair = hardest_negative_pair(distances, labels)
+    def terms(self, relation, query, reference):
+        if relation.ids is None:
+            raise ValueError(
+                "QuadrupletLoss needs class ids (n,): its negative pairs are pairs of two other classes."
+            )
+        distances = self.distance.distance_matrix(query, reference)
+        positive, has_positive = hardest_positive(distances, relation)
+        negative, has_negative = hardest_negative(distances, relation)
+        if reference is None:
+            pair, has_pair = hardest_negative_pair(distances, relation.ids)
+        else:
+            reference_distances = self.distance.distance_matrix(reference)
+            pair, has_pair = hardest_negative_pair(reference_distances, relation.ref_ids, relation.ids)
         triplet_term = ops.relu(positive - negative + self.margin_pos)
         pair_term = ops.relu(positive - pair + self.margin_neg)
-        return masked_mean(triplet_term, ops.logical_and(has_positive, has_negative)) + masked_mean(
-            pair_term, ops.logical_and(has_positive, has_pair)
-        )
+        return [
+            element_terms(triplet_term, ops.logical_and(has_positive, has_negative)),
+            element_terms(pair_term, ops.logical_and(has_positive, has_pair)),
+        ]
 
     def get_config(self) -> dict:
         return {
@@ -181,5 +197,4 @@ class QuadrupletLoss(InBatchLoss):
             "margin_pos": self.margin_pos,
             "margin_neg": self.margin_neg,
             "mining": self.mining,
-            "metric": self.metric,
         }

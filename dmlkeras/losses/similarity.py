@@ -1,9 +1,12 @@
-"""Similarity-weighted in-batch losses on cosine similarity: multi-similarity, circle, supervised contrastive.
+"""Similarity-weighted in-batch losses: multi-similarity, circle, supervised contrastive.
 
-All three L2-normalise the embeddings inside (through
-:mod:`dmlkeras.distances`), so they can follow any tower; an extra
-``UnitNormalization`` layer changes nothing. Each is also offered as a plain
-function of ``(labels, embeddings)``.
+All three work on the similarity matrix of their distance (larger = closer,
+:mod:`dmlkeras.distances`), by default the cosine similarity of the papers,
+which L2-normalises the embeddings inside, so they can follow any tower; an
+extra ``UnitNormalization`` layer changes nothing. Multi-similarity and
+supervised contrastive accept any distance; circle loss needs a bounded
+similarity (cosine). Each is also offered as a plain function of
+``(labels, embeddings)``.
 """
 
 from __future__ import annotations
@@ -13,14 +16,10 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras.distances import (
-    cosine_similarity_matrix,
-    l2_normalize,
-    pairwise_distances,
-)
-from dmlkeras.losses.base import InBatchLoss, check_labels_and_embeddings
-from dmlkeras.mining import multi_similarity_pairs, negative_mask, positive_mask
-from dmlkeras.reducers import masked_logsumexp, masked_mean
+from dmlkeras._validation import check_float, check_labels_and_embeddings
+from dmlkeras.losses.base import InBatchLoss
+from dmlkeras.mining import Miner, chosen_pairs, multi_similarity_pairs
+from dmlkeras.reducers import element_terms, masked_logsumexp
 
 Tensor = Any
 
@@ -28,9 +27,22 @@ CIRCLE_VARIANTS = ("paper", "tensorflow-similarity")
 _CIRCLE_ALIASES = {"keras": "paper", "tfsim": "tensorflow-similarity"}
 
 
-def _cosine_similarities(embeddings: Tensor) -> Tensor:
-    """``1 - cosine distance``: the cosine similarity, clipped at 1 like tensorflow-similarity's distance."""
-    return 1.0 - pairwise_distances(embeddings, metric="cosine")
+def _log_weighted(logits, negatives, weights):
+    """``logits + log(w)`` on the negatives: the weights of a miner inside a log-sum-exp."""
+    if weights is None:
+        return logits
+    return logits + ops.log(ops.where(negatives, weights, ops.ones_like(weights)))
+
+
+def _multi_similarity_terms(similarities, positives, negatives, weights, alpha, beta, base):
+    """Per-anchor multi-similarity values; every anchor is an element (0 without mined pairs)."""
+    valid = ops.logical_and(ops.any(positives, axis=1), ops.any(negatives, axis=1))
+    positive_term = masked_logsumexp(-alpha * (similarities - base), positives, axis=1, add_one=True) / alpha
+    negative_logits = _log_weighted(beta * (similarities - base), negatives, weights)
+    negative_term = masked_logsumexp(negative_logits, negatives, axis=1, add_one=True) / beta
+    per_anchor = positive_term + negative_term
+    per_anchor = ops.where(valid, per_anchor, ops.zeros_like(per_anchor))
+    return element_terms(per_anchor, ops.ones_like(valid))
 
 
 def multi_similarity_loss(
@@ -62,20 +74,15 @@ def multi_similarity_loss(
     >>> round(float(multi_similarity_loss(np.array([0, 0, 1, 1]), x)), 4)
     0.6791
     """
-    labels, embeddings = check_labels_and_embeddings(labels, embeddings)
-    return ops.mean(_multi_similarity_per_anchor(labels, embeddings, alpha, beta, base, epsilon))
+    return MultiSimilarityLoss(alpha=alpha, beta=beta, base=base, epsilon=epsilon).compute(
+        *check_labels_and_embeddings(labels, embeddings)
+    )
 
 
-def _multi_similarity_per_anchor(
-    labels: Tensor, embeddings: Tensor, alpha: float, beta: float, base: float, epsilon: float
-) -> Tensor:
-    similarities = _cosine_similarities(embeddings)
-    positives, negatives = multi_similarity_pairs(similarities, labels, epsilon)
-    valid = ops.logical_and(ops.any(positives, axis=1), ops.any(negatives, axis=1))
-    positive_term = masked_logsumexp(-alpha * (similarities - base), positives, axis=1, add_one=True) / alpha
-    negative_term = masked_logsumexp(beta * (similarities - base), negatives, axis=1, add_one=True) / beta
-    per_anchor = positive_term + negative_term
-    return ops.where(valid, per_anchor, ops.zeros_like(per_anchor))
+def _circle_logits(similarities, margin, gamma):
+    positive_logits = -gamma * ops.relu(1.0 + margin - similarities) * (similarities - (1.0 - margin))
+    negative_logits = gamma * ops.relu(similarities + margin) * (similarities - margin)
+    return positive_logits, negative_logits
 
 
 def circle_loss(
@@ -98,24 +105,9 @@ def circle_loss(
     >>> round(float(circle_loss(np.array([0, 0, 1, 1]), x, margin=0.25, gamma=32)), 4)
     26.1057
     """
-    labels, embeddings = check_labels_and_embeddings(labels, embeddings)
-    variant = _circle_variant(variant)
-    normalised = l2_normalize(embeddings)
-    if variant == "paper":
-        # keras.losses.circle: softplus(LSE_p + LSE_n) per anchor; Keras' Circle
-        # then averages over the anchors whose loss is positive (its mask).
-        per_anchor = keras.losses.circle(labels, normalised, gamma=gamma, margin=margin)
-        return masked_mean(per_anchor, per_anchor > 0)
-    similarities = _cosine_similarities(normalised)
-    positives = positive_mask(labels)
-    negatives = negative_mask(labels)
-    positive_logits = -gamma * ops.relu(1.0 + margin - similarities) * (similarities - (1.0 - margin))
-    negative_logits = gamma * ops.relu(similarities + margin) * (similarities - margin)
-    per_anchor = masked_logsumexp(positive_logits, positives, axis=1, add_one=True) + masked_logsumexp(
-        negative_logits, negatives, axis=1, add_one=True
+    return CircleLoss(margin=margin, gamma=gamma, variant=variant).compute(
+        *check_labels_and_embeddings(labels, embeddings)
     )
-    valid = ops.logical_and(ops.any(positives, axis=1), ops.any(negatives, axis=1))
-    return ops.mean(ops.where(valid, per_anchor, ops.zeros_like(per_anchor)))
 
 
 def _circle_variant(variant: str) -> str:
@@ -147,39 +139,44 @@ def supervised_contrastive_loss(labels: Tensor, embeddings: Tensor, temperature:
     >>> round(float(supervised_contrastive_loss(np.array([0, 0, 1, 1]), x, temperature=1.0)), 4)
     0.5514
     """
-    labels, embeddings = check_labels_and_embeddings(labels, embeddings)
-    logits = cosine_similarity_matrix(embeddings) / temperature
-    positives = positive_mask(labels)
-    others = ops.logical_not(ops.cast(ops.eye(ops.shape(logits)[0]), "bool"))
-    log_normaliser = masked_logsumexp(logits, others, axis=1, keepdims=True)
-    has_other = ops.any(others, axis=1, keepdims=True)
-    log_normaliser = ops.where(has_other, log_normaliser, ops.zeros_like(log_normaliser))
-    log_probabilities = ops.where(positives, logits - log_normaliser, ops.zeros_like(logits))
-    positive_count = ops.sum(ops.cast(positives, logits.dtype), axis=1)
-    per_anchor = -ops.sum(log_probabilities, axis=1) / ops.maximum(positive_count, 1.0)
-    return masked_mean(per_anchor, positive_count > 0)
+    return SupervisedContrastiveLoss(temperature=temperature).compute(*check_labels_and_embeddings(labels, embeddings))
+
+
+def _mined(loss, relation, query, reference):
+    """The loss's miner's choice, on its distance matrix (``None`` without a miner)."""
+    if loss.miner is None:
+        return None
+    return loss.mine(loss.distance.distance_matrix(query, reference), relation, query)
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
 class MultiSimilarityLoss(InBatchLoss):
     """Multi-similarity loss (Wang et al., CVPR 2019) with its pair mining.
 
-    Cosine similarities (the embeddings are L2-normalised inside); pairs are
-    mined as in the paper (:func:`dmlkeras.mining.multi_similarity_pairs`)
-    and weighted by the soft maxima of :func:`multi_similarity_loss`. Per
-    anchor losses are averaged over *all* anchors, an anchor without a mined
-    positive or negative counting 0.
+    Similarities of ``distance`` (cosine by default: the embeddings are
+    L2-normalised inside); pairs are mined as in the paper
+    (:func:`dmlkeras.mining.multi_similarity_pairs`) and weighted by the soft
+    maxima of :func:`multi_similarity_loss`. Per anchor losses are averaged
+    over *all* anchors, an anchor without a mined positive or negative
+    counting 0.
 
     Parameters
     ----------
     alpha : float, default 2.0
-        Scale of the positive pairs.
+        Scale of the positive pairs (positive).
     beta : float, default 50.0
-        Scale of the negative pairs.
+        Scale of the negative pairs (positive).
     base : float, default 0.5
         The similarity margin ``lambda``.
     epsilon : float, default 0.1
-        Mining slack.
+        Mining slack (non-negative).
+    distance : str, callable or Distance, default "cosine"
+        Any distance; its similarity matrix is used (``alpha``, ``beta``, ``base`` and
+        ``epsilon`` are in its units).
+    miner : Miner, optional
+        Replaces the paper's mining (it then sees the distance matrix).
+    reducer : str or Reducer, default "mean"
+    label_format : see :class:`~dmlkeras.losses.InBatchLoss`
 
     Notes
     -----
@@ -197,25 +194,36 @@ class MultiSimilarityLoss(InBatchLoss):
     0.6791
     """
 
+    default_distance = "cosine"
+
     def __init__(
         self,
         alpha: float = 2.0,
         beta: float = 50.0,
         base: float = 0.5,
         epsilon: float = 0.1,
+        distance: Any = None,
+        miner: Miner | None = None,
+        reducer: Any = None,
+        label_format: str = "auto",
         name: str = "multi_similarity_loss",
         **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, **kwargs)
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-        self.base = float(base)
-        self.epsilon = float(epsilon)
+        super().__init__(distance=distance, miner=miner, reducer=reducer, label_format=label_format, name=name, **kwargs)
+        self.alpha = check_float(alpha, "alpha", minimum=0.0, strict=True)
+        self.beta = check_float(beta, "beta", minimum=0.0, strict=True)
+        self.base = check_float(base, "base")
+        self.epsilon = check_float(epsilon, "epsilon", minimum=0.0)
 
-    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
-        return ops.mean(
-            _multi_similarity_per_anchor(labels, embeddings, self.alpha, self.beta, self.base, self.epsilon)
-        )
+    def terms(self, relation, query, reference):
+        similarities = self.distance.similarity_matrix(query, reference)
+        mined = _mined(self, relation, query, reference)
+        if mined is None:
+            positives, negatives = multi_similarity_pairs(similarities, relation, self.epsilon)
+            weights = None
+        else:
+            positives, negatives, weights = chosen_pairs(relation, mined)
+        return [_multi_similarity_terms(similarities, positives, negatives, weights, self.alpha, self.beta, self.base)]
 
     def get_config(self) -> dict:
         return {
@@ -239,10 +247,9 @@ class CircleLoss(InBatchLoss):
     ``variant="paper"`` (default)
         ``l_a = log(1 + sum_n exp z_n * sum_p exp z_p) = softplus(LSE_p + LSE_n)``
         (eq. 6 of the paper), averaged over the anchors whose loss is
-        positive (those with a positive and a negative). Built on Keras'
-        own ``keras.losses.circle`` (which computes ``l_a``) with Keras'
-        ``Circle`` reduction, so the value is that of
-        ``keras.losses.Circle(gamma, margin)`` on L2-normalised embeddings.
+        positive (those with a positive and a negative): the value of
+        Keras' own ``keras.losses.Circle(gamma, margin)`` on L2-normalised
+        embeddings (its per-anchor values and mask).
     ``variant="tensorflow-similarity"`` (alias ``"tfsim"``)
         tensorflow-similarity's ``CircleLoss(distance="cosine")``:
         ``l_a = log(1 + sum_p exp z_p) + log(1 + sum_n exp z_n)`` (a *sum* of
@@ -253,10 +260,18 @@ class CircleLoss(InBatchLoss):
     Parameters
     ----------
     margin : float, default 0.25
-        Relaxation ``m``.
+        Relaxation ``m`` (non-negative).
     gamma : float, default 256.0
-        Scale.
+        Scale (positive).
     variant : {"paper", "tensorflow-similarity"}, default "paper"
+    distance : {"cosine", "cosine_similarity"} or a Distance of those, default "cosine"
+        The margins and weights assume a similarity in ``[-1, 1]``: other distances
+        are refused.
+    miner : Miner, optional
+        Only the miner's pairs (negative weights enter as log-weights).
+    reducer : str or Reducer, optional
+        Default ``"nonzero_mean"`` (paper) or ``"mean"`` (tensorflow-similarity).
+    label_format : see :class:`~dmlkeras.losses.InBatchLoss`
 
     Notes
     -----
@@ -275,21 +290,47 @@ class CircleLoss(InBatchLoss):
     26.1057
     """
 
+    default_distance = "cosine"
+
     def __init__(
         self,
         margin: float = 0.25,
         gamma: float = 256.0,
         variant: str = "paper",
+        distance: Any = None,
+        miner: Miner | None = None,
+        reducer: Any = None,
+        label_format: str = "auto",
         name: str = "circle_loss",
         **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, **kwargs)
-        self.margin = float(margin)
-        self.gamma = float(gamma)
+        super().__init__(distance=distance, miner=miner, reducer=reducer, label_format=label_format, name=name, **kwargs)
+        if self.distance.name not in ("cosine", "cosine_similarity"):
+            raise ValueError(
+                "CircleLoss needs a similarity in [-1, 1] (its margins and weights assume one): "
+                f"distance must be 'cosine' or 'cosine_similarity'; got {self.distance.name!r}."
+            )
+        self.margin = check_float(margin, "margin", minimum=0.0)
+        self.gamma = check_float(gamma, "gamma", minimum=0.0, strict=True)
         self.variant = _circle_variant(variant)
+        self.default_reducer = "nonzero_mean" if self.variant == "paper" else "mean"
 
-    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
-        return circle_loss(labels, embeddings, self.margin, self.gamma, self.variant)
+    def terms(self, relation, query, reference):
+        similarities = self.distance.similarity_matrix(query, reference)
+        positives, negatives, weights = chosen_pairs(relation, _mined(self, relation, query, reference))
+        positive_logits, negative_logits = _circle_logits(similarities, self.margin, self.gamma)
+        negative_logits = _log_weighted(negative_logits, negatives, weights)
+        if self.variant == "paper":
+            per_anchor = ops.softplus(
+                masked_logsumexp(positive_logits, positives, axis=1) + masked_logsumexp(negative_logits, negatives, axis=1)
+            )
+            return [element_terms(per_anchor, ops.ones_like(per_anchor, dtype="bool"))]
+        per_anchor = masked_logsumexp(positive_logits, positives, axis=1, add_one=True) + masked_logsumexp(
+            negative_logits, negatives, axis=1, add_one=True
+        )
+        valid = ops.logical_and(ops.any(positives, axis=1), ops.any(negatives, axis=1))
+        per_anchor = ops.where(valid, per_anchor, ops.zeros_like(per_anchor))
+        return [element_terms(per_anchor, ops.ones_like(valid))]
 
     def get_config(self) -> dict:
         return {**super().get_config(), "margin": self.margin, "gamma": self.gamma, "variant": self.variant}
@@ -300,7 +341,7 @@ class SupervisedContrastiveLoss(InBatchLoss):
     """Supervised contrastive loss (Khosla et al., NeurIPS 2020), the L_out form.
 
     Per anchor, minus the mean over its positives of the log-softmax of
-    ``cosine similarity / temperature`` over all other samples; averaged over
+    ``similarity / temperature`` over all other samples; averaged over
     the anchors that have a positive (:func:`supervised_contrastive_loss`).
     With two augmented views per sample and the sample id as label this is
     NT-Xent / InfoNCE (SimCLR).
@@ -308,6 +349,14 @@ class SupervisedContrastiveLoss(InBatchLoss):
     Parameters
     ----------
     temperature : float, default 0.1
+        Positive.
+    distance : str, callable or Distance, default "cosine"
+        Any distance; its similarity matrix is used.
+    miner : Miner, optional
+        The softmax then runs over the miner's positive and negative pairs only
+        (negative weights enter as log-weights).
+    reducer : str or Reducer, default "mean"
+    label_format : see :class:`~dmlkeras.losses.InBatchLoss`
 
     Notes
     -----
@@ -326,14 +375,32 @@ class SupervisedContrastiveLoss(InBatchLoss):
     0.5514
     """
 
-    def __init__(self, temperature: float = 0.1, name: str = "supervised_contrastive_loss", **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive; got {temperature}.")
-        self.temperature = float(temperature)
+    default_distance = "cosine"
 
-    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
-        return supervised_contrastive_loss(labels, embeddings, self.temperature)
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        distance: Any = None,
+        miner: Miner | None = None,
+        reducer: Any = None,
+        label_format: str = "auto",
+        name: str = "supervised_contrastive_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(distance=distance, miner=miner, reducer=reducer, label_format=label_format, name=name, **kwargs)
+        self.temperature = check_float(temperature, "temperature", minimum=0.0, strict=True)
+
+    def terms(self, relation, query, reference):
+        logits = self.distance.similarity_matrix(query, reference) / self.temperature
+        positives, negatives, weights = chosen_pairs(relation, _mined(self, relation, query, reference))
+        others = ops.logical_or(positives, negatives)  # every row but self (or the miner's pairs)
+        log_normaliser = masked_logsumexp(_log_weighted(logits, negatives, weights), others, axis=1, keepdims=True)
+        has_other = ops.any(others, axis=1, keepdims=True)
+        log_normaliser = ops.where(has_other, log_normaliser, ops.zeros_like(log_normaliser))
+        log_probabilities = ops.where(positives, logits - log_normaliser, ops.zeros_like(logits))
+        positive_count = ops.sum(ops.cast(positives, logits.dtype), axis=1)
+        per_anchor = -ops.sum(log_probabilities, axis=1) / ops.maximum(positive_count, 1.0)
+        return [element_terms(per_anchor, positive_count > 0)]
 
     def get_config(self) -> dict:
         return {**super().get_config(), "temperature": self.temperature}

@@ -7,22 +7,21 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras.distances import (
-    as_float32,
-    paired_distances,
-    pairwise_distances,
-    resolve_metric,
-)
+from dmlkeras._validation import as_float32, check_float
+from dmlkeras.distances import paired_distances, resolve_metric
 from dmlkeras.losses.base import InBatchLoss
 from dmlkeras.mining import (
+    MINING,
+    Miner,
+    SemiHardMiner,
     active_triplet_counts,
+    chosen_pairs,
     mined_triplets,
+    triplet_negative_distances,
 )
-from dmlkeras.reducers import masked_mean
+from dmlkeras.reducers import Terms, element_terms
 
 Tensor = Any
-
-MINING = ("semi-hard", "hard", "all")
 
 
 def _hinge(difference: Tensor, margin: float, soft: bool) -> Tensor:
@@ -68,7 +67,7 @@ class TripletMarginLoss(keras.losses.Loss):
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
-        self.margin = float(margin)
+        self.margin = check_float(margin, "margin", minimum=0.0)
         self.metric = resolve_metric(metric)
         self.soft = bool(soft)
 
@@ -91,12 +90,14 @@ class TripletMarginLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
 class TripletLoss(InBatchLoss):
-    """Triplet loss with triplets mined inside a labelled batch.
+    """Triplet loss with triplets mined inside a labelled batch (or against a reference).
 
     Parameters
     ----------
     margin : float, default 1.0
+        Non-negative.
     mining : {"semi-hard", "hard", "all"}, default "semi-hard"
+        The short form of the mining (used when no ``miner`` is given).
         ``"semi-hard"`` (Schroff et al., FaceNet 2015): for every
         anchor-positive pair, the closest negative farther than the positive,
         or the farthest negative when there is none; mean over the pairs.
@@ -104,12 +105,20 @@ class TripletLoss(InBatchLoss):
         positive against the hardest negative; mean over the anchors.
         ``"all"`` (batch-all): mean over the valid triplets whose loss is
         positive.
-    metric : str, default "euclidean"
+    distance : str, callable or Distance, default "euclidean"
         See :mod:`dmlkeras.distances` (tensorflow-addons' ``"L2"``,
-        ``"squared-L2"`` and ``"angular"`` are accepted).
+        ``"squared-L2"`` and ``"angular"`` are accepted; ``metric=`` is the older name).
     soft : bool, default False
         Soft margin ``softplus(d_ap - d_an)`` instead of the hinge (not with
-        ``mining="all"``, which would need every triplet).
+        ``mining="all"`` or a pair miner, which would need every triplet).
+    miner : Miner, optional
+        Any :mod:`dmlkeras.mining` miner: one that picks a negative per positive pair
+        (:class:`~dmlkeras.mining.SemiHardMiner`) gives those triplets; any other gives
+        every triplet of its chosen positive and negative pairs (weighted by its negative
+        weights). Default reducer then: the mean over the triplets.
+    reducer : str or Reducer, optional
+        Default ``"nonzero_mean"`` for ``mining="all"``, else ``"mean"``.
+    label_format : see :class:`~dmlkeras.losses.InBatchLoss`
 
     Notes
     -----
@@ -121,8 +130,8 @@ class TripletLoss(InBatchLoss):
     and a single-sample batch gives NaN. Where every anchor has a positive
     and a negative (P x K batches with K >= 2) the values are the same.
 
-    Memory is O(n^2): no (n, n, n) tensor is built (see
-    :mod:`dmlkeras.mining`); semi-hard and batch-all mining take O(n^2 K)
+    Memory is O(n m): no (n, m, m) tensor is built (see
+    :mod:`dmlkeras.mining`); semi-hard and batch-all mining take O(n m K)
     time for K samples per class.
 
     Examples
@@ -138,41 +147,50 @@ class TripletLoss(InBatchLoss):
         self,
         margin: float = 1.0,
         mining: str = "semi-hard",
-        metric: str = "euclidean",
+        distance: Any = None,
         soft: bool = False,
+        miner: Miner | None = None,
+        reducer: Any = None,
+        label_format: str = "auto",
         name: str = "triplet_loss",
+        metric: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, **kwargs)
+        super().__init__(
+            distance=distance, miner=miner, reducer=reducer, label_format=label_format, name=name, metric=metric, **kwargs
+        )
         if mining not in MINING:
             raise ValueError(f"mining must be one of {MINING}; got {mining!r}.")
-        if soft and mining == "all":
+        if soft and (mining == "all" if self.miner is None else not isinstance(self.miner, SemiHardMiner)):
             raise ValueError(
-                "soft=True is not available with mining='all': the soft margin has no "
-                "closed form over all triplets; use mining='hard' or 'semi-hard'."
+                "soft=True is not available with mining='all' or a pair miner: the soft margin has no "
+                "closed form over all triplets; use mining='hard' or 'semi-hard' (or a SemiHardMiner)."
             )
-        self.margin = float(margin)
+        self.margin = check_float(margin, "margin", minimum=0.0)
         self.mining = mining
-        self.metric = resolve_metric(metric)
         self.soft = bool(soft)
+        self.default_reducer = "nonzero_mean" if (mining == "all" and self.miner is None) else "mean"
 
-    def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
-        distances = pairwise_distances(embeddings, metric=self.metric)
-        if self.mining != "all":
-            positive, negative, valid = mined_triplets(distances, labels, self.mining)
-            return masked_mean(_hinge(positive - negative, self.margin, self.soft), valid)
-        per_positive, per_negative = active_triplet_counts(distances, labels, self.margin)
-        loss_sum = ops.sum(per_positive * (distances + self.margin)) - ops.sum(per_negative * distances)
-        return loss_sum / ops.maximum(ops.sum(per_positive), 1.0)
+    def terms(self, relation, query, reference):
+        distances = self.distance.distance_matrix(query, reference)
+        mined = self.mine(distances, relation, query)
+        if mined is None and self.mining != "all":
+            positive, negative, valid = mined_triplets(distances, relation, self.mining)
+            return [element_terms(_hinge(positive - negative, self.margin, self.soft), valid)]
+        if mined is not None and mined.triplet_negative is not None:
+            negative = triplet_negative_distances(distances, mined, relation)
+            return [element_terms(_hinge(distances - negative, self.margin, self.soft), mined.positives)]
+        positives, negatives, weights = chosen_pairs(relation, mined)
+        weights = ops.cast(negatives, distances.dtype) if weights is None else weights
+        per_positive, per_negative = active_triplet_counts(
+            distances, relation, self.margin, positives=None if mined is None else positives, negative_weights=weights
+        )
+        total = ops.sum(per_positive * (distances + self.margin) - per_negative * distances, axis=1)
+        count = ops.sum(ops.cast(positives, distances.dtype), axis=1) * ops.sum(weights, axis=1)
+        return [Terms(total, count, ops.sum(per_positive, axis=1))]
 
     def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "margin": self.margin,
-            "mining": self.mining,
-            "metric": self.metric,
-            "soft": self.soft,
-        }
+        return {**super().get_config(), "margin": self.margin, "mining": self.mining, "soft": self.soft}
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
@@ -196,7 +214,7 @@ class TripletSemiHardLoss(TripletLoss):
         name: str = "triplet_semihard_loss",
         **kwargs: Any,
     ) -> None:
-        super().__init__(margin=margin, mining="semi-hard", metric=distance_metric, name=name, **kwargs)
+        super().__init__(margin=margin, mining="semi-hard", distance=distance_metric, name=name, **kwargs)
         self.distance_metric = distance_metric
 
     def get_config(self) -> dict:
@@ -224,7 +242,7 @@ class TripletHardLoss(TripletLoss):
         name: str = "triplet_hard_loss",
         **kwargs: Any,
     ) -> None:
-        super().__init__(margin=margin, mining="hard", metric=distance_metric, soft=soft, name=name, **kwargs)
+        super().__init__(margin=margin, mining="hard", distance=distance_metric, soft=soft, name=name, **kwargs)
         self.distance_metric = distance_metric
 
     def get_config(self) -> dict:
