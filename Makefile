@@ -23,7 +23,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-test: test-tf test-jax test-notebooks
+test: test-tf test-jax test-torch test-notebooks test-notebooks-backends
 
 test-tf: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q --doctest-modules dmlkeras tests
@@ -31,8 +31,19 @@ test-tf: $(STAMP)
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS)
 
+.PHONY: test-torch test-notebooks-backends
+
+test-torch: $(STAMP)
+	KERAS_BACKEND=torch $(PY) -m pytest -q $(BACKEND_TESTS)
+
 test-notebooks: $(STAMP)
 	DMLKERAS_QUICK=1 KERAS_BACKEND=tensorflow $(PY) -m pytest -q --nbval-lax notebooks/
+
+# Notebook 01 on the two non-default backends: user-facing code, not only unit tests.
+BACKEND_NOTEBOOK := notebooks/01_distances_and_losses.ipynb
+test-notebooks-backends: $(STAMP)
+	DMLKERAS_QUICK=1 KERAS_BACKEND=jax $(PY) -m pytest -q --nbval-lax $(BACKEND_NOTEBOOK)
+	DMLKERAS_QUICK=1 KERAS_BACKEND=torch $(PY) -m pytest -q --nbval-lax $(BACKEND_NOTEBOOK)
 
 demo: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m dmlkeras train --dataset digits --loss triplet-semihard --out runs/demo
