@@ -274,6 +274,7 @@ def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     >>> float(keras.ops.convert_to_numpy(v)[0, 1])  # d(0,1)=1: negatives 0.5, 2 -> 2
     2.0
     """
+    distances = ops.convert_to_tensor(distances)
     positives = positive_mask(labels)
     negatives = negative_mask(labels)
     positive_slots = _positive_slots(labels)
@@ -378,7 +379,7 @@ def active_triplet_counts(distances: Tensor, labels: Tensor, margin: float) -> t
     (array([0., 1., 0., 0.], dtype=float32), array([0., 0., 1., 0.], dtype=float32))
     """
     negatives = negative_mask(labels)
-    stopped = ops.stop_gradient(distances)
+    stopped = ops.stop_gradient(ops.convert_to_tensor(distances))
 
     def count(slot_index, slot_valid, slot_distance, carry):
         per_positive, per_negative = carry
