@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 from keras import ops
 
 Tensor = Any
@@ -139,8 +140,11 @@ def _positive_slots(labels: Tensor):
     ``(a, a)`` when ``a`` has fewer positives (``valid`` is then False), so
     that per-slot updates are O(n) scatters to distinct places. Built once
     with three ``(n, n)`` row sums and a scatter: no ``(n, n)`` cumulative
-    sum, which is slow on XLA CPU.
+    sum, which is slow on XLA CPU. On torch, :func:`_positive_slots_sorted`
+    builds the same tables without any ``(n, n)`` pass.
     """
+    if keras.backend.backend() == "torch":
+        return _positive_slots_sorted(labels)
     labels = ops.reshape(ops.convert_to_tensor(labels), (-1,))
     same = same_label_mask(labels)
     index = ops.arange(ops.shape(labels)[0], dtype="int32")
@@ -151,7 +155,36 @@ def _positive_slots(labels: Tensor):
     occurrence = ops.sum(ops.cast(ops.logical_and(same, earlier), "int32"), axis=1)
     count = ops.sum(ops.cast(same, "int32"), axis=1)
     start = ops.sum(ops.cast(ops.less(ops.expand_dims(labels, 0), ops.expand_dims(labels, 1)), "int32"), axis=1)
-    members = ops.scatter(ops.expand_dims(start + occurrence, 1), index, ops.shape(index))
+    # A permutation, so a scatter-update (vectorised on every backend; torch's scatter loops in Python).
+    members = ops.scatter_update(ops.zeros_like(index), ops.expand_dims(start + occurrence, 1), index)
+
+    def slot(k):
+        member = k + ops.cast(k >= occurrence, "int32")  # skip the anchor itself
+        valid = member < count
+        column = ops.where(valid, ops.take(members, start + ops.minimum(member, count - 1)), index)
+        return ops.stack([index, column], axis=1), valid
+
+    return ops.max(count) - 1, slot
+
+
+def _positive_slots_sorted(labels: Tensor):
+    """:func:`_positive_slots` from a sort of the labels: O(n log n), no ``(n, n)`` pass.
+
+    ``members`` lists the samples class by class (an argsort of the labels),
+    ``start`` and ``count`` come from two binary searches in the sorted
+    labels, and ``occurrence`` (an anchor's place in its class) from the
+    inverse permutation. Any order within a class visits every positive pair
+    once, which is all the slot miners need; a stable argsort (torch, JAX)
+    keeps column order. Casting the ``(n, n)`` label masks to integers is
+    what makes :func:`_positive_slots` slow on torch CPU.
+    """
+    labels = ops.reshape(ops.convert_to_tensor(labels), (-1,))
+    index = ops.arange(ops.shape(labels)[0], dtype="int32")
+    members = ops.cast(ops.argsort(labels), "int32")
+    sorted_labels = ops.take(labels, members)
+    start = ops.cast(ops.searchsorted(sorted_labels, labels, side="left"), "int32")
+    count = ops.cast(ops.searchsorted(sorted_labels, labels, side="right"), "int32") - start
+    occurrence = ops.scatter_update(ops.zeros_like(index), ops.expand_dims(members, 1), index) - start
 
     def slot(k):
         member = k + ops.cast(k >= occurrence, "int32")  # skip the anchor itself
@@ -184,7 +217,7 @@ def _over_positive_slots(distances: Tensor, positive_slots, body, init):
     return ops.fori_loop(0, slots, step, init)
 
 
-def _take_chosen(distances: Tensor, chosen: Tensor, positive_slots, positives: Tensor) -> Tensor:
+def _take_chosen(distances: Tensor, chosen: Tensor, positive_slots, positives: Tensor, values: Tensor | None = None) -> Tensor:
     """``take_along_axis(distances, chosen, axis=1)`` for a per-slot choice.
 
     ``chosen[a, p]`` is a column for every positive pair ``(a, p)`` (the
@@ -192,6 +225,8 @@ def _take_chosen(distances: Tensor, chosen: Tensor, positive_slots, positives: T
     what :func:`_positive_slots` returns. The gradient is exact; it is
     accumulated slot by slot with an O(n) scatter-add each, instead of the
     ``(n, n)`` scatter-add that is the gradient of a gather (slow on XLA CPU).
+    ``values``, when given, is that gather already made (slot by slot, see
+    :func:`_semihard_negative_arithmetic`): the ``(n, n)`` gather is slow on torch CPU.
     """
     slots, slot = positive_slots
 
@@ -214,7 +249,7 @@ def _take_chosen(distances: Tensor, chosen: Tensor, positive_slots, positives: T
             own = ops.where(positives, ops.zeros_like(upstream), upstream)
             return ops.fori_loop(0, slots, step, own)
 
-        return ops.take_along_axis(d, chosen, axis=1), gradient
+        return (ops.take_along_axis(d, chosen, axis=1) if values is None else values), gradient
 
     return take(distances)
 
@@ -275,6 +310,8 @@ def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     2.0
     """
     distances = ops.convert_to_tensor(distances)
+    if keras.backend.backend() == "torch":
+        return _semihard_negative_arithmetic(distances, labels)
     positives = positive_mask(labels)
     negatives = negative_mask(labels)
     positive_slots = _positive_slots(labels)
@@ -298,6 +335,53 @@ def semihard_negative(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     chosen = ops.minimum(chosen, columns - 1)
     values = _take_chosen(distances, chosen, positive_slots, positives)
     valid = ops.logical_and(positives, ops.any(negatives, axis=1, keepdims=True))
+    return values, valid
+
+
+def _semihard_negative_arithmetic(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`semihard_negative` with masks as arithmetic, for torch CPU.
+
+    The same choice, values and gradient (the tests check it on every
+    backend). Eager torch on CPU is slow at ``where`` with an irregular
+    mask, at ``(n, n)`` gathers and at casts of boolean ``(n, n)`` masks; so
+    the masks become additive penalties larger than every distance
+    (``big``), the closest farther negative is one ``argmin`` per slot, and
+    the chosen distances are gathered slot by slot (O(n) each). Exact: the
+    penalties leave the negatives' distances untouched and only push the
+    others past ``big``, so ties go to the first column as before.
+    """
+    distances = ops.convert_to_tensor(distances)
+    labels = ops.reshape(ops.convert_to_tensor(labels), (-1,))
+    stopped = ops.stop_gradient(distances)
+    n = ops.shape(stopped)[0]
+    same = same_label_mask(labels)
+    positives = ops.logical_and(same, ops.logical_not(ops.cast(ops.eye(n), "bool")))
+    same = ops.cast(same, stopped.dtype)
+    has_negative = ops.min(same, axis=1) < 1
+    big = 2.0 * ops.max(stopped) + 1.0  # above every distance
+    penalty = same * big
+    negatives_only = stopped + penalty  # negatives keep their distance, the rest >= big
+    farthest = ops.cast(ops.argmax(stopped - penalty, axis=1), "int32")
+    farthest = ops.where(has_negative, farthest, n - 1)  # no negative: the last column, as before
+    positive_slots = _positive_slots(labels)
+    slots, slot = positive_slots
+
+    def choose(k, carry):
+        chosen, values = carry
+        slot_index, slot_valid = slot(k)
+        slot_distance = ops.take_along_axis(stopped, slot_index[:, 1:], axis=1)
+        candidates = negatives_only + big * ops.cast(stopped <= slot_distance, stopped.dtype)
+        column = ops.cast(ops.argmin(candidates, axis=1), "int32")
+        found = ops.take_along_axis(candidates, ops.expand_dims(column, 1), axis=1)[:, 0] < big
+        column = ops.where(found, column, farthest)
+        column = ops.where(slot_valid, column, slot_index[:, 0])  # no slot: keep the diagonal
+        value = ops.take_along_axis(stopped, ops.expand_dims(column, 1), axis=1)[:, 0]
+        return ops.scatter_update(chosen, slot_index, column), ops.scatter_update(values, slot_index, value)
+
+    own_column = ops.broadcast_to(ops.expand_dims(ops.arange(n, dtype="int32"), 0), ops.shape(stopped))
+    chosen, values = ops.fori_loop(0, slots, choose, (own_column, stopped))
+    values = _take_chosen(distances, chosen, positive_slots, positives, values=values)
+    valid = ops.logical_and(positives, ops.expand_dims(has_negative, 1))
     return values, valid
 
 
