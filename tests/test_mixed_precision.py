@@ -58,7 +58,6 @@ HEADS = {
 }
 
 
-
 def _cases(names):
     return [pytest.param(name, policy, id=f"{name}-{policy}") for name in names for policy in POLICIES]
 
@@ -145,3 +144,33 @@ def test_head_trains_under_mixed_precision(name, policy, set_policy):
 
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     _check_training(model, [x, labels], None, policy)
+
+
+# All-zero embedding rows (a dead ReLU tower, zero-padded inputs): cosine losses
+# L2-normalise them, and the gradient of x / max(||x||, 1e-6) there is 1e6 per
+# unit; times the loss scale (2**15) it overflows float16, so the loss-scale
+# optimizer skips every step. Issue 21 (item 4) fixes l2_normalize at zero.
+ZERO_ROW_LOSSES = ("circle", "supcon", "multi-similarity")
+ZERO_ROW_FLOAT16 = pytest.mark.xfail(
+    strict=True,
+    reason="issue 21 item 4: l2_normalize's gradient at an all-zero row overflows float16 "
+    "under loss scaling, so LossScaleOptimizer skips every step",
+)
+
+
+@pytest.mark.parametrize(
+    "name, policy",
+    [
+        pytest.param(name, policy, id=f"{name}-{policy}", marks=[ZERO_ROW_FLOAT16] if policy == "mixed_float16" else [])
+        for name in ZERO_ROW_LOSSES
+        for policy in POLICIES
+    ],
+)
+def test_all_zero_embedding_rows_train_under_mixed_precision(name, policy, set_policy):
+    x, labels = _batch()
+    x[[0, 5]] = 0.0  # with no bias, these rows embed to exactly 0
+    set_policy(policy)
+    keras.utils.set_random_seed(0)
+    tower = keras.Sequential([keras.Input((INPUT_DIM,)), keras.layers.Dense(EMBEDDING_DIM, use_bias=False)])
+    tower.compile(optimizer=keras.optimizers.Adam(0.01), loss=LOSSES[name]())
+    _check_training(tower, x, labels, policy)
