@@ -1,4 +1,4 @@
-"""Backend-specific paths: the torch fast paths equal the general ones on every backend.
+"""Backend-specific code: the torch fast paths equal the general ones; clear errors off TensorFlow.
 
 ``dmlkeras.mining`` picks two paths on torch (``keras.backend.backend() ==
 "torch"``) because eager torch on CPU is slow at irregular ``where``, at
@@ -10,6 +10,7 @@ against that path itself, value and gradient.
 
 import keras
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from dmlkeras.mining import (
     _semihard_negative_arithmetic,
     semihard_negative,
 )
+from dmlkeras.models import build_siamese_model, build_text_encoder
 from tests.backend_utils import to_numpy, value_and_grad
 
 labels_strategy = st.lists(st.integers(0, 4), min_size=1, max_size=14)
@@ -103,3 +105,16 @@ def test_arithmetic_semihard_matches_loop_and_general_path(labels, seed, ties):
     np.testing.assert_array_equal(general_valid, valid)
     _, general_grad = value_and_grad(weighted(semihard_negative), d)
     np.testing.assert_allclose(general_grad, grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="string towers work on TensorFlow")
+def test_string_tower_raises_a_clear_error_off_tensorflow():
+    texts = ["a small cat", "a big dog", "the cat sat", "dogs bark"]
+    vectorizer, encoder = build_text_encoder(vocabulary_size=50, sequence_length=8, embedding_dim=8, texts=texts)
+    text_model = keras.Sequential([keras.Input(shape=(), dtype="string"), vectorizer, encoder])
+    with pytest.raises(ValueError, match=f"only the TensorFlow backend.*KERAS_BACKEND is '{keras.backend.backend()}'"):
+        build_siamese_model(text_model)
+    # The encoder on token ids runs on this backend.
+    siamese = build_siamese_model(encoder)
+    token_ids = keras.ops.convert_to_numpy(vectorizer(np.array(texts)))
+    assert siamese.predict([token_ids, token_ids[::-1]], verbose=0).shape == (len(texts),)
