@@ -217,7 +217,9 @@ def _over_positive_slots(distances: Tensor, positive_slots, body, init):
     return ops.fori_loop(0, slots, step, init)
 
 
-def _take_chosen(distances: Tensor, chosen: Tensor, positive_slots, positives: Tensor, values: Tensor | None = None) -> Tensor:
+def _take_chosen(
+    distances: Tensor, chosen: Tensor, positive_slots, positives: Tensor, values: Tensor | None = None
+) -> Tensor:
     """``take_along_axis(distances, chosen, axis=1)`` for a per-slot choice.
 
     ``chosen[a, p]`` is a column for every positive pair ``(a, p)`` (the
