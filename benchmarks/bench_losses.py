@@ -1,8 +1,9 @@
 """Speed and memory of every in-batch loss and head, against a matmul floor.
 
 For each batch size n (d = 128 embeddings, P x K labels with K = 4) the
-script times one forward + backward pass of each loss (compiled: ``jax.jit``
-or ``tf.function``), the median of ``--repeats`` runs after a warm-up, and
+script times one forward + backward pass of each loss (compiled with
+``jax.jit`` or ``tf.function``; eager autograd on torch, as Keras trains
+there by default), the median of ``--repeats`` runs after a warm-up, and
 prints it beside the *floor* measured in the same run: the cheapest thing any
 in-batch loss must do, one (n, d) x (d, n) matmul and its gradient. On the
 JAX backend it also prints the peak memory XLA plans for the compiled step
@@ -12,6 +13,7 @@ Usage::
 
     KERAS_BACKEND=jax python benchmarks/bench_losses.py            # full table
     KERAS_BACKEND=jax python benchmarks/bench_losses.py --sizes 256 1024 --repeats 20
+    KERAS_BACKEND=torch python benchmarks/bench_losses.py --sizes 1024 --losses "triplet semi-hard"
 """
 
 from __future__ import annotations
@@ -88,7 +90,17 @@ def compile_step(loss):
             return value, tape.gradient(value, x)
 
         return step
-    raise SystemExit(f"Benchmark supports the jax and tensorflow backends, not {backend}.")
+    if backend == "torch":
+        import torch
+
+        def step(x, y):
+            x = x.detach().requires_grad_(True)
+            value = loss(y, x)
+            (grad,) = torch.autograd.grad(value, x)
+            return value.detach(), grad
+
+        return step
+    raise SystemExit(f"Benchmark supports the jax, tensorflow and torch backends, not {backend}.")
 
 
 def block(result):

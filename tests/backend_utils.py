@@ -1,8 +1,8 @@
 """Backend-agnostic helpers for the tests: gradients and conversions.
 
 The library is written with ``keras.ops`` only; the tests run on the
-TensorFlow and the JAX backend (``KERAS_BACKEND``), and these helpers hide
-the one thing ``keras.ops`` does not offer: taking a gradient.
+TensorFlow, the JAX and the PyTorch backend (``KERAS_BACKEND``), and these
+helpers hide the one thing ``keras.ops`` does not offer: taking a gradient.
 """
 
 from __future__ import annotations
@@ -12,14 +12,20 @@ from typing import Callable
 import keras
 import numpy as np
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
 
 def to_numpy(x) -> np.ndarray:
-    """A tensor of any backend as a NumPy array."""
+    """A tensor of any backend as a NumPy array (a torch tensor is detached first)."""
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
 def value_and_grad(fn: Callable, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``fn(x)`` (a scalar) and its gradient with respect to ``x``, as NumPy."""
+    """``fn(x)`` (a scalar) and its gradient with respect to ``x``, as NumPy.
+
+    A gradient that does not reach ``x`` (``fn`` ignores it) is returned as zeros
+    on every backend.
+    """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -35,4 +41,12 @@ def value_and_grad(fn: Callable, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
         value, grad = jax.value_and_grad(lambda v: fn(v))(x)
         return np.asarray(value), np.asarray(grad)
-    raise RuntimeError(f"Tests support the tensorflow and jax backends, not {backend!r}.")
+    if backend == "torch":
+        import torch
+
+        leaf = keras.ops.convert_to_tensor(x).detach().clone().requires_grad_(True)
+        value = fn(leaf)
+        (grad,) = torch.autograd.grad(value, leaf, allow_unused=True)
+        grad = np.zeros_like(x) if grad is None else grad.detach().cpu().numpy()
+        return np.asarray(value.detach().cpu().numpy()), np.asarray(grad)
+    raise RuntimeError(f"Tests support the backends {BACKENDS}, not {backend!r}.")

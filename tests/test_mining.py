@@ -93,7 +93,7 @@ def test_semihard_negative_gradient_reaches_the_chosen_negatives(labels, seed):
     d = _distances(n, seed) + 0.01 * np.random.default_rng(seed).random((n, n)).astype("float32")
     weights = np.random.default_rng(seed + 1).random((n, n)).astype("float32")
     # x * 1: distances are computed tensors in a loss (Keras' TF take_along_axis rejects a tf.Variable).
-    _, grad = value_and_grad(lambda x: keras.ops.sum(semihard_negative(x * 1, labels)[0] * weights), d)
+    _, grad = value_and_grad(lambda x: keras.ops.sum(keras.ops.multiply(semihard_negative(x * 1, labels)[0], weights)), d)
     expected = np.zeros((n, n))
     for a in range(n):
         negatives = [k for k in range(n) if labels[k] != labels[a]]

@@ -51,6 +51,13 @@ def _check_tower(embedding_model: Any) -> None:
             "embedding_model must output embeddings of shape (n, d); got "
             f"{tuple(embedding_model.outputs[0].shape)}."
         )
+    backend = keras.backend.backend()
+    if embedding_model.inputs[0].dtype == "string" and backend != "tensorflow":
+        raise ValueError(
+            "embedding_model takes strings, which only the TensorFlow backend can hold inside a model; "
+            f"KERAS_BACKEND is {backend!r}. Vectorize the texts first (vectorizer(texts), or a tf.data map) "
+            "and pass the encoder on token ids, or use KERAS_BACKEND=tensorflow."
+        )
 
 
 def _tower_inputs(embedding_model: keras.Model, names: Sequence[str]) -> list[Tensor]:

@@ -1,0 +1,120 @@
+"""Backend-specific code: the torch fast paths equal the general ones; clear errors off TensorFlow.
+
+``dmlkeras.mining`` picks two paths on torch (``keras.backend.backend() ==
+"torch"``) because eager torch on CPU is slow at irregular ``where``, at
+``(n, n)`` gathers and at casting boolean ``(n, n)`` masks. Both are written
+with ``keras.ops`` only, so they are checked here on every backend against
+a loop-based NumPy reference and, where the backend takes the general path,
+against that path itself, value and gradient.
+"""
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dmlkeras.mining import (
+    _positive_slots,
+    _positive_slots_sorted,
+    _semihard_negative_arithmetic,
+    semihard_negative,
+)
+from dmlkeras.models import build_siamese_model, build_text_encoder
+from tests.backend_utils import to_numpy, value_and_grad
+
+labels_strategy = st.lists(st.integers(0, 4), min_size=1, max_size=14)
+# Eager JAX compiles every op for every new shape: fewer examples there.
+EXAMPLES = 10 if keras.backend.backend() == "jax" else 40
+
+
+def _distances(n: int, seed: int, ties: bool) -> np.ndarray:
+    """A non-negative (n, n) matrix; with ``ties`` its values repeat (rounded to 0.25)."""
+    d = np.random.default_rng(seed).uniform(0.0, 3.0, size=(n, n)).astype("float32")
+    return np.round(d * 4) / 4 if ties else d
+
+
+def _reference_columns(d: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The column whose distance ``semihard_negative`` returns, per entry (loops, NumPy)."""
+    n = len(labels)
+    chosen = np.tile(np.arange(n), (n, 1))
+    for a in range(n):
+        negatives = [k for k in range(n) if labels[k] != labels[a]]
+        for p in range(n):
+            if p == a or labels[p] != labels[a]:
+                continue
+            if not negatives:
+                chosen[a, p] = n - 1
+                continue
+            farther = [k for k in negatives if d[a, k] > d[a, p]]
+            if farther:  # the closest, the first column among equals
+                chosen[a, p] = min(farther, key=lambda k: (d[a, k], k))
+            else:  # the farthest, the first column among equals
+                chosen[a, p] = min(negatives, key=lambda k: (-d[a, k], k))
+    return chosen
+
+
+def _slot_pairs(positive_slots, n: int) -> list[tuple[int, int]]:
+    slots, slot = positive_slots
+    pairs = []
+    for k in range(int(to_numpy(slots))):
+        index, valid = slot(k)
+        index, valid = to_numpy(index), to_numpy(valid)
+        assert (index[~valid, 0] == index[~valid, 1]).all(), "an empty slot points at the diagonal"
+        pairs += [tuple(row) for row in index[valid]]
+    return pairs
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(labels=labels_strategy)
+def test_sorted_positive_slots_visit_every_positive_pair_once(labels):
+    labels = np.array(labels)
+    n = len(labels)
+    expected = sorted((a, p) for a in range(n) for p in range(n) if a != p and labels[a] == labels[p])
+    sorted_pairs = _slot_pairs(_positive_slots_sorted(labels), n)
+    assert sorted(sorted_pairs) == expected  # every positive pair, each once
+    assert int(to_numpy(_positive_slots_sorted(labels)[0])) == int(to_numpy(_positive_slots(labels)[0]))
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(labels=labels_strategy, seed=st.integers(0, 1000), ties=st.booleans())
+def test_arithmetic_semihard_matches_loop_and_general_path(labels, seed, ties):
+    labels = np.array(labels)
+    n = len(labels)
+    d = _distances(n, seed, ties)  # diagonal not 0: off-pair entries must keep their own distance
+    weights = np.random.default_rng(seed + 1).random((n, n)).astype("float32")
+    chosen = _reference_columns(d, labels)
+    rows = np.arange(n)[:, None]
+    expected_grad = np.zeros((n, n))
+    np.add.at(expected_grad, (np.broadcast_to(rows, (n, n)), chosen), weights)
+
+    def weighted(function):
+        return lambda x: keras.ops.sum(keras.ops.multiply(function(x * 1, labels)[0], weights))
+
+    values, valid = map(to_numpy, _semihard_negative_arithmetic(d, labels))
+    np.testing.assert_array_equal(values, d[rows, chosen])
+    positives = (labels[:, None] == labels[None, :]) & ~np.eye(n, dtype=bool)
+    has_negative = (labels[:, None] != labels[None, :]).any(axis=1, keepdims=True)
+    np.testing.assert_array_equal(valid, positives & has_negative)
+    _, grad = value_and_grad(weighted(_semihard_negative_arithmetic), d)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-6)
+
+    # The path the backend takes (the general one on TensorFlow and JAX) agrees exactly.
+    general_values, general_valid = map(to_numpy, semihard_negative(d, labels))
+    np.testing.assert_array_equal(general_values, values)
+    np.testing.assert_array_equal(general_valid, valid)
+    _, general_grad = value_and_grad(weighted(semihard_negative), d)
+    np.testing.assert_allclose(general_grad, grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="string towers work on TensorFlow")
+def test_string_tower_raises_a_clear_error_off_tensorflow():
+    texts = ["a small cat", "a big dog", "the cat sat", "dogs bark"]
+    vectorizer, encoder = build_text_encoder(vocabulary_size=50, sequence_length=8, embedding_dim=8, texts=texts)
+    text_model = keras.Sequential([keras.Input(shape=(), dtype="string"), vectorizer, encoder])
+    with pytest.raises(ValueError, match=f"only the TensorFlow backend.*KERAS_BACKEND is '{keras.backend.backend()}'"):
+        build_siamese_model(text_model)
+    # The encoder on token ids runs on this backend.
+    siamese = build_siamese_model(encoder)
+    token_ids = keras.ops.convert_to_numpy(vectorizer(np.array(texts)))
+    assert siamese.predict([token_ids, token_ids[::-1]], verbose=0).shape == (len(texts),)
