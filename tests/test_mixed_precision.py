@@ -147,21 +147,24 @@ def test_head_trains_under_mixed_precision(name, policy, set_policy):
 
 
 # All-zero embedding rows (a dead ReLU tower, zero-padded inputs): cosine losses
-# L2-normalise them, and the gradient of x / max(||x||, 1e-6) there is 1e6 per
-# unit; times the loss scale (2**15) it overflows float16, so the loss-scale
-# optimizer skips every step. Issue 21 (item 4) fixes l2_normalize at zero.
+# L2-normalise them. l2_normalize bounds the gradient gain at zero to 1e3 (it
+# was 1e6, issue 21 item 4), so multi-similarity now trains under float16 loss
+# scaling. Circle (gamma = 256) and SupCon (1 / temperature = 10) multiply that
+# gain by their logit scales: in float16 the gradient still overflows for the
+# ten steps this test allows, while the loss-scale optimizer halves its scale
+# from 2**15 after each skipped step (docs/reliability.md, known limits).
 ZERO_ROW_LOSSES = ("circle", "supcon", "multi-similarity")
 ZERO_ROW_FLOAT16 = pytest.mark.xfail(
     strict=True,
-    reason="issue 21 item 4: l2_normalize's gradient at an all-zero row overflows float16 "
-    "under loss scaling, so LossScaleOptimizer skips every step",
+    reason="known limit: a logit scale of 10-256 times the bounded 1e3 gain at a zero row overflows float16 "
+    "under loss scaling for the first steps, so LossScaleOptimizer skips them",
 )
 
 
 @pytest.mark.parametrize(
     "name, policy",
     [
-        pytest.param(name, policy, id=f"{name}-{policy}", marks=[ZERO_ROW_FLOAT16] if policy == "mixed_float16" else [])
+        pytest.param(name, policy, id=f"{name}-{policy}", marks=[ZERO_ROW_FLOAT16] if policy == "mixed_float16" and name != "multi-similarity" else [])
         for name in ZERO_ROW_LOSSES
         for policy in POLICIES
     ],
