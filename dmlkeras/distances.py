@@ -281,6 +281,11 @@ class Distance:
         a = _as_matrix(a, "a")
         b = _as_matrix(b, "b")
         _check_sizes(a, b, "a", "b")
+        if a.shape[0] is not None and b.shape[0] is not None and a.shape[0] != b.shape[0]:
+            raise ValueError(
+                f"a and b must have the same shape (n, d) to be paired row by row; got shapes "
+                f"{tuple(a.shape)} and {tuple(b.shape)}."
+            )
         return self._paired(a, b)
 
     def to_distance(self, values: Tensor) -> Tensor:

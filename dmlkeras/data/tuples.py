@@ -41,6 +41,13 @@ __all__ = [
 SeedLike = Union[int, np.random.Generator, np.random.SeedSequence, None]
 
 
+def _generator(seed: SeedLike) -> np.random.Generator:
+    """``numpy.random.default_rng(seed)``, refusing a negative integer with a message naming ``seed``."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)) and seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, a Generator, a SeedSequence or None; got {seed!r}.")
+    return np.random.default_rng(seed)
+
+
 def make_pair_indices(
     y: Any,
     n_pairs: int,
@@ -98,7 +105,7 @@ def make_pair_indices(
     y = label_vector(y, "y")
     n_pairs = check_int(n_pairs, "n_pairs")
     positive_fraction = check_fraction(positive_fraction, "positive_fraction")
-    rng = np.random.default_rng(seed)
+    rng = _generator(seed)
     groups = ClassGroups(y)
 
     n_pos = int(math.floor(n_pairs * positive_fraction + 0.5))
@@ -232,7 +239,7 @@ def make_triplet_indices(
     """
     y = label_vector(y, "y")
     n_triplets = check_int(n_triplets, "n_triplets")
-    rng = np.random.default_rng(seed)
+    rng = _generator(seed)
     groups = ClassGroups(y)
     require_classes(groups, 2, "Triplets")
     cls, a, p = _anchor_positive(groups, n_triplets, rng, "Triplets")
@@ -332,7 +339,7 @@ def make_quadruplet_indices(y: Any, n: int, seed: SeedLike = 0) -> np.ndarray:
     """
     y = label_vector(y, "y")
     n = check_int(n, "n")
-    rng = np.random.default_rng(seed)
+    rng = _generator(seed)
     groups = ClassGroups(y)
     require_classes(groups, 3, "Quadruplets")
     cls, a, p = _anchor_positive(groups, n, rng, "Quadruplets")
