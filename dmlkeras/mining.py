@@ -547,6 +547,7 @@ def semihard_negative(distances: Tensor, labels: Tensor | Relation) -> tuple[Ten
     >>> float(keras.ops.convert_to_numpy(v)[0, 1])  # d(0,1)=1: negatives 0.5, 2 -> 2
     2.0
     """
+    distances = ops.convert_to_tensor(distances)  # torch's stop_gradient rejects NumPy arrays
     relation = _as_relation(labels)
     chosen = _semihard_columns(ops.stop_gradient(distances), relation)
     values = _take_chosen(distances, chosen, relation.positive_slots(), relation.positives)
@@ -644,11 +645,11 @@ def active_triplet_counts(
     (array([0., 1., 0., 0.], dtype=float32), array([0., 0., 1., 0.], dtype=float32))
     """
     relation = _as_relation(labels)
-    stopped = ops.stop_gradient(distances)
+    stopped = ops.stop_gradient(ops.convert_to_tensor(distances))
     if negative_weights is None:
         weights = ops.cast(relation.negatives, stopped.dtype)
     else:
-        weights = ops.stop_gradient(ops.cast(negative_weights, stopped.dtype))
+        weights = ops.stop_gradient(ops.cast(ops.convert_to_tensor(negative_weights), stopped.dtype))
 
     def count(slot_index, slot_valid, slot_distance, carry):
         per_positive, per_negative = carry
