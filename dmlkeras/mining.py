@@ -360,7 +360,8 @@ def _id_slots(ids: Tensor, ref_ids: Tensor, self_index: Tensor | None, positives
         occurrence = ops.sum(ops.cast(ops.logical_and(same, earlier), "int32"), axis=1)
         count = ops.sum(ops.cast(same, "int32"), axis=1)
         start = ops.sum(ops.cast(ops.less(ops.expand_dims(ids, 0), ops.expand_dims(ids, 1)), "int32"), axis=1)
-        members = ops.scatter(ops.expand_dims(start + occurrence, 1), index, ops.shape(index))
+        # A permutation, so a scatter-update (vectorised on every backend; ops.scatter loops in Python on torch).
+        members = ops.scatter_update(ops.zeros_like(index), ops.expand_dims(start + occurrence, 1), index)
 
         def slot(k):
             member = k + ops.cast(k >= occurrence, "int32")  # skip the anchor itself
@@ -376,7 +377,7 @@ def _id_slots(ids: Tensor, ref_ids: Tensor, self_index: Tensor | None, positives
     ref_earlier = ops.less(ops.expand_dims(ref_index, 0), ops.expand_dims(ref_index, 1))
     ref_occurrence = ops.sum(ops.cast(ops.logical_and(ref_same, ref_earlier), "int32"), axis=1)
     ref_start = ops.sum(ops.cast(ops.less(ops.expand_dims(ref_ids, 0), ops.expand_dims(ref_ids, 1)), "int32"), axis=1)
-    members = ops.scatter(ops.expand_dims(ref_start + ref_occurrence, 1), ref_index, ops.shape(ref_index))
+    members = ops.scatter_update(ops.zeros_like(ref_index), ops.expand_dims(ref_start + ref_occurrence, 1), ref_index)
     same = same_label_mask(ids, ref_ids)
     count = ops.sum(ops.cast(same, "int32"), axis=1)  # reference rows of the query's class, self included
     start = ops.sum(ops.cast(ops.less(ops.expand_dims(ref_ids, 0), ops.expand_dims(ids, 1)), "int32"), axis=1)
@@ -547,6 +548,7 @@ def semihard_negative(distances: Tensor, labels: Tensor | Relation) -> tuple[Ten
     >>> float(keras.ops.convert_to_numpy(v)[0, 1])  # d(0,1)=1: negatives 0.5, 2 -> 2
     2.0
     """
+    distances = ops.convert_to_tensor(distances)  # torch's stop_gradient rejects NumPy arrays
     relation = _as_relation(labels)
     chosen = _semihard_columns(ops.stop_gradient(distances), relation)
     values = _take_chosen(distances, chosen, relation.positive_slots(), relation.positives)
@@ -644,11 +646,11 @@ def active_triplet_counts(
     (array([0., 1., 0., 0.], dtype=float32), array([0., 0., 1., 0.], dtype=float32))
     """
     relation = _as_relation(labels)
-    stopped = ops.stop_gradient(distances)
+    stopped = ops.stop_gradient(ops.convert_to_tensor(distances))
     if negative_weights is None:
         weights = ops.cast(relation.negatives, stopped.dtype)
     else:
-        weights = ops.stop_gradient(ops.cast(negative_weights, stopped.dtype))
+        weights = ops.stop_gradient(ops.cast(ops.convert_to_tensor(negative_weights), stopped.dtype))
 
     def count(slot_index, slot_valid, slot_distance, carry):
         per_positive, per_negative = carry
@@ -855,7 +857,10 @@ class SemiHardMiner(Miner):
         n, m = ops.shape(distances)[0], ops.shape(distances)[1]
         rows = ops.broadcast_to(ops.expand_dims(ops.arange(n, dtype="int32"), 1), (n, m))
         index = ops.reshape(ops.stack([rows, chosen], axis=-1), (-1, 2))
-        hits = ops.scatter(index, ops.reshape(ops.cast(positives, "float32"), (-1,)), (n, m))
+        # A scatter-add (ops.scatter loops in Python on torch).
+        hits = ops.scatter_update(
+            ops.zeros((n, m), "float32"), index, ops.reshape(ops.cast(positives, "float32"), (-1,)), reduction="add"
+        )
         return Mined(positives, hits > 0, None, chosen)
 
 

@@ -1,11 +1,11 @@
-"""Backend-specific code: the torch fast paths equal the general ones; clear errors off TensorFlow.
+"""Backend-specific behaviour: semi-hard mining equals a loop reference on every backend; clear errors off TensorFlow.
 
-``dmlkeras.mining`` picks two paths on torch (``keras.backend.backend() ==
-"torch"``) because eager torch on CPU is slow at irregular ``where``, at
-``(n, n)`` gathers and at casting boolean ``(n, n)`` masks. Both are written
-with ``keras.ops`` only, so they are checked here on every backend against
-a loop-based NumPy reference and, where the backend takes the general path,
-against that path itself, value and gradient.
+``dmlkeras.mining`` has one path on every backend (``keras.ops`` only). On
+torch, NumPy inputs must become tensors before ``stop_gradient`` and
+``ops.scatter`` loops in Python, so the miners use vectorised scatter-updates;
+the public :func:`~dmlkeras.mining.semihard_negative` and
+:class:`~dmlkeras.mining.SemiHardMiner` are checked here against a loop-based
+NumPy reference, ties included, value and gradient.
 """
 
 import keras
@@ -14,12 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmlkeras.mining import (
-    _positive_slots,
-    _positive_slots_sorted,
-    _semihard_negative_arithmetic,
-    semihard_negative,
-)
+from dmlkeras.mining import SemiHardMiner, semihard_negative
 from dmlkeras.models import build_siamese_model, build_text_encoder
 from tests.backend_utils import to_numpy, value_and_grad
 
@@ -54,31 +49,9 @@ def _reference_columns(d: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return chosen
 
 
-def _slot_pairs(positive_slots, n: int) -> list[tuple[int, int]]:
-    slots, slot = positive_slots
-    pairs = []
-    for k in range(int(to_numpy(slots))):
-        index, valid = slot(k)
-        index, valid = to_numpy(index), to_numpy(valid)
-        assert (index[~valid, 0] == index[~valid, 1]).all(), "an empty slot points at the diagonal"
-        pairs += [tuple(row) for row in index[valid]]
-    return pairs
-
-
-@settings(max_examples=EXAMPLES, deadline=None)
-@given(labels=labels_strategy)
-def test_sorted_positive_slots_visit_every_positive_pair_once(labels):
-    labels = np.array(labels)
-    n = len(labels)
-    expected = sorted((a, p) for a in range(n) for p in range(n) if a != p and labels[a] == labels[p])
-    sorted_pairs = _slot_pairs(_positive_slots_sorted(labels), n)
-    assert sorted(sorted_pairs) == expected  # every positive pair, each once
-    assert int(to_numpy(_positive_slots_sorted(labels)[0])) == int(to_numpy(_positive_slots(labels)[0]))
-
-
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(labels=labels_strategy, seed=st.integers(0, 1000), ties=st.booleans())
-def test_arithmetic_semihard_matches_loop_and_general_path(labels, seed, ties):
+def test_semihard_negative_and_miner_match_the_loop_reference_with_ties(labels, seed, ties):
     labels = np.array(labels)
     n = len(labels)
     d = _distances(n, seed, ties)  # diagonal not 0: off-pair entries must keep their own distance
@@ -88,23 +61,24 @@ def test_arithmetic_semihard_matches_loop_and_general_path(labels, seed, ties):
     expected_grad = np.zeros((n, n))
     np.add.at(expected_grad, (np.broadcast_to(rows, (n, n)), chosen), weights)
 
-    def weighted(function):
-        return lambda x: keras.ops.sum(keras.ops.multiply(function(x * 1, labels)[0], weights))
-
-    values, valid = map(to_numpy, _semihard_negative_arithmetic(d, labels))
+    values, valid = map(to_numpy, semihard_negative(d, labels))
     np.testing.assert_array_equal(values, d[rows, chosen])
     positives = (labels[:, None] == labels[None, :]) & ~np.eye(n, dtype=bool)
     has_negative = (labels[:, None] != labels[None, :]).any(axis=1, keepdims=True)
     np.testing.assert_array_equal(valid, positives & has_negative)
-    _, grad = value_and_grad(weighted(_semihard_negative_arithmetic), d)
+    _, grad = value_and_grad(
+        lambda x: keras.ops.sum(keras.ops.multiply(semihard_negative(x * 1, labels)[0], weights)), d
+    )
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-6)
 
-    # The path the backend takes (the general one on TensorFlow and JAX) agrees exactly.
-    general_values, general_valid = map(to_numpy, semihard_negative(d, labels))
-    np.testing.assert_array_equal(general_values, values)
-    np.testing.assert_array_equal(general_valid, valid)
-    _, general_grad = value_and_grad(weighted(semihard_negative), d)
-    np.testing.assert_allclose(general_grad, grad, rtol=1e-6, atol=1e-6)
+    # The miner picks the same negatives; its negative mask marks exactly those columns.
+    mined = SemiHardMiner()(d, labels)
+    table = to_numpy(mined.triplet_negative)
+    mined_positives = positives & has_negative
+    np.testing.assert_array_equal(table[mined_positives], chosen[mined_positives])
+    expected_negatives = np.zeros((n, n), dtype=bool)
+    expected_negatives[np.nonzero(mined_positives)[0], chosen[mined_positives]] = True
+    np.testing.assert_array_equal(to_numpy(mined.negatives), expected_negatives)
 
 
 @pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="string towers work on TensorFlow")
