@@ -298,6 +298,10 @@ def test_the_worked_example_of_docs_losses_md(tmp_path):
     assert type(keras.saving.load_model(tmp_path / "m.keras").loss).__name__ == "MarginLoss"
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="Keras trains eagerly on torch, where such ids raise the eager ValueError (tested above); nothing is traced",
+)
 def test_traced_float_ids_beyond_float32_give_nan_not_merged_classes():
     labels = np.array([2**24, 2**24 + 2] * 3, "float32")
     x = np.random.default_rng(12).normal(size=(6, 3)).astype("float32")
