@@ -47,6 +47,16 @@ def value_and_grad(fn: Callable, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         leaf = keras.ops.convert_to_tensor(x).detach().clone().requires_grad_(True)
         value = fn(leaf)
         (grad,) = torch.autograd.grad(value, leaf, allow_unused=True)
-        grad = np.zeros_like(x) if grad is None else grad.detach().cpu().numpy()
-        return np.asarray(value.detach().cpu().numpy()), np.asarray(grad)
+        grad = np.zeros_like(x) if grad is None else _torch_to_numpy(grad)
+        return _torch_to_numpy(value), grad
     raise RuntimeError(f"Tests support the backends {BACKENDS}, not {backend!r}.")
+
+
+def _torch_to_numpy(tensor) -> np.ndarray:
+    """A torch tensor as NumPy; bfloat16 (which NumPy lacks) as float32."""
+    import torch
+
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.to(torch.float32)
+    return np.asarray(tensor.numpy())

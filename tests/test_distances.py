@@ -337,7 +337,7 @@ def _grad_of_normalised(x, dtype, upstream):
     x = keras.ops.cast(x, dtype)
 
     def loss(v):
-        return keras.ops.sum(l2_normalize(v) * upstream)
+        return keras.ops.sum(keras.ops.multiply(l2_normalize(v), upstream))
 
     return value_and_grad(loss, x)
 
