@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -659,8 +658,3 @@ def test_roc_curve_points_and_verification_agree():
     m = verification_metrics(d, s)
     assert (m["roc_auc"], m["eer"]) == (roc.auc, roc.eer)
     assert 0.0 < roc.eer < 0.5
-
-
-def test_docstring_examples():
-    result = doctest.testmod(ev, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

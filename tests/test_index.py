@@ -3,7 +3,6 @@ persistence (checksums), approximate FAISS indexes (recall), and the Matcher."""
 
 from __future__ import annotations
 
-import doctest
 import json
 import tracemalloc
 
@@ -489,8 +488,3 @@ def test_calibrated_matcher_end_to_end():
     probes_unknown = matcher.match(centres[unknown] + 0.3 * rng.normal(size=(20, 8)))
     assert np.mean(probes_known == known) > 0.8
     assert np.mean(probes_unknown != -1) <= 0.1
-
-
-def test_docstring_examples():
-    result = doctest.testmod(dmlkeras.index, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

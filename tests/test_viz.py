@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 
 import matplotlib
 
@@ -294,8 +293,3 @@ def test_export_projector_single_column_and_big_sprite(tmp_path):
     assert sprite.size == (3 * int(30 * 2730 / 6000), 3 * 2730)
     with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
         export_projector(np.eye(3), [0, 1], tmp_path)
-
-
-def test_docstring_examples():
-    result = doctest.testmod(viz, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
