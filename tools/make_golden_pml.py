@@ -226,6 +226,126 @@ def pml_cosface() -> list[Case]:
     return head_cases(losses.CosFaceLoss, runs, seed=6000)
 
 
+# ---------------------------------------------------------------------------
+# The rest of the proxy family (issue 22): ProxyNCA, NormalizedSoftmax,
+# SoftTriple, SubCenterArcFace. Multi-vector weights are saved in the dmlkeras
+# layout (num_classes, k, embedding_dim): PML's (embedding_size,
+# num_classes * k) column c * k + j is row [c, j].
+# ---------------------------------------------------------------------------
+
+
+def make_multi_vector_batch(index: int, seed: int, per_class: int,
+                            near: bool = False) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """A HEAD_LAYOUTS batch with ``per_class`` vectors per class: (num_classes, labels, embeddings, vectors (C, k, d)).
+
+    With ``near``, every other sample is one of its class's vectors plus
+    N(0, 0.3^2) noise (so some samples are close to a sub-centre, the others
+    are outliers at ~90 degrees).
+    """
+    num_classes, labels, embeddings, _ = make_head_batch(index, seed)
+    rng = np.random.default_rng(seed + 100 + index)
+    vectors = rng.standard_normal((num_classes, per_class, embeddings.shape[1])).astype(np.float32)
+    if near:
+        chosen = rng.integers(0, per_class, size=len(labels))
+        close = vectors[labels, chosen] + 0.3 * rng.standard_normal(embeddings.shape)
+        embeddings[::2] = close[::2].astype(np.float32)
+    return num_classes, labels, embeddings, vectors
+
+
+def pml_layout(vectors: np.ndarray) -> np.ndarray:
+    """(C, k, d) vectors as PML's (d, C * k) weight."""
+    return np.ascontiguousarray(vectors.reshape(-1, vectors.shape[-1]).T)
+
+
+def pml_proxy_nca() -> list[Case]:
+    """ProxyNCALoss(softmax_scale=1) (PML's defaults) on every head layout, plus softmax_scale=8."""
+    runs = [(index, 1.0) for index in range(len(HEAD_LAYOUTS))] + [(2, 8.0)]
+    cases = []
+    for index, softmax_scale in runs:
+        num_classes, labels, embeddings, proxies = make_head_batch(index, seed=7000)
+        params = {"num_classes": num_classes, "embedding_size": embeddings.shape[1], "softmax_scale": softmax_scale}
+        emb_t, lab_t = torch.from_numpy(embeddings), torch.from_numpy(labels).long()
+        loss_obj = losses.ProxyNCALoss(**params)
+        loss_obj.proxies.data = torch.from_numpy(proxies)
+        per_sample = unreduced(losses.ProxyNCALoss, params, emb_t, lab_t, proxies=proxies)["loss"]
+        cases.append({"params": json_array(params), "labels": labels, "embeddings": embeddings,
+                      "proxies": proxies, "loss": scalar(loss_obj(emb_t, lab_t)),
+                      "per_sample": float64(per_sample)})
+    return cases
+
+
+def pml_normalized_softmax() -> list[Case]:
+    """NormalizedSoftmaxLoss(temperature=0.05) (PML's default) on every head layout, plus temperature=0.5."""
+    runs = [(index, {"temperature": 0.05}) for index in range(len(HEAD_LAYOUTS))]
+    runs.append((1, {"temperature": 0.5}))
+    return head_cases(losses.NormalizedSoftmaxLoss, runs, seed=8000)
+
+
+def pml_soft_triple() -> list[Case]:
+    """SoftTripleLoss(centers_per_class=10, la=20, gamma=0.1, margin=0.01) (PML's defaults) per layout, plus one other.
+
+    ``centers`` is (num_classes, centers_per_class, d).
+    """
+    default = {"centers_per_class": 10, "la": 20.0, "gamma": 0.1, "margin": 0.01}
+    runs = [(index, default) for index in range(len(HEAD_LAYOUTS))]
+    runs.append((3, {"centers_per_class": 3, "la": 8.0, "gamma": 0.5, "margin": 0.2}))
+    cases = []
+    for index, extra in runs:
+        num_classes, labels, embeddings, centers = make_multi_vector_batch(index, 9000, extra["centers_per_class"])
+        params = {"num_classes": num_classes, "embedding_size": embeddings.shape[1], **extra}
+        emb_t, lab_t = torch.from_numpy(embeddings), torch.from_numpy(labels).long()
+        loss_obj = losses.SoftTripleLoss(**params)
+        loss_obj.fc.data = torch.from_numpy(pml_layout(centers))
+        per_sample = unreduced(losses.SoftTripleLoss, params, emb_t, lab_t, fc=pml_layout(centers))["loss"]
+        cases.append({"params": json_array(params), "labels": labels, "embeddings": embeddings,
+                      "centers": centers, "loss": scalar(loss_obj(emb_t, lab_t)),
+                      "per_sample": float64(per_sample)})
+    return cases
+
+
+def pml_subcenter_arcface() -> list[Case]:
+    """SubCenterArcFaceLoss(margin=0.5 rad in degrees, scale=64, sub_centers=3) per layout, plus PML's defaults.
+
+    ``weights`` is (num_classes, sub_centers, d). Each case also holds
+    ``get_outliers(threshold=75)``: ``outliers`` (n,) bool, and
+    ``dominant_centers`` (num_classes, d), rows of absent classes zero
+    (``present`` (num_classes,) bool says which rows PML set).
+    Batches have half their samples near a sub-centre.
+    """
+    main = {"margin": ARCFACE_MARGIN_DEG, "scale": 64.0, "sub_centers": 3}
+    runs = [(index, main) for index in range(len(HEAD_LAYOUTS))]
+    runs.append((1, {"margin": 28.6, "scale": 64.0, "sub_centers": 2}))
+    cases = []
+    for index, extra in runs:
+        num_classes, labels, embeddings, weights = make_multi_vector_batch(index, 10000, extra["sub_centers"], near=True)
+        params = {"num_classes": num_classes, "embedding_size": embeddings.shape[1], **extra}
+        emb_t, lab_t = torch.from_numpy(embeddings), torch.from_numpy(labels).long()
+        loss_obj = losses.SubCenterArcFaceLoss(**params)
+        loss_obj.W.data = torch.from_numpy(pml_layout(weights))
+        per_sample = unreduced(losses.SubCenterArcFaceLoss, params, emb_t, lab_t, W=pml_layout(weights))["loss"]
+        outlier_indices, dominant = loss_obj.get_outliers(emb_t, lab_t, threshold=75)
+        present = np.isin(np.arange(num_classes), labels)
+        outliers = np.zeros(len(labels), bool)
+        outliers[outlier_indices.numpy().astype(int)] = True
+        dominant_centers = np.where(present[:, None], dominant.detach().numpy().T, 0.0).astype(np.float32)
+        cases.append({"params": json_array(params), "labels": labels, "embeddings": embeddings,
+                      "weights": weights, "loss": scalar(loss_obj(emb_t, lab_t)),
+                      "per_sample": float64(per_sample), "outliers": outliers,
+                      "dominant_centers": dominant_centers, "present": present})
+    return cases
+
+
+def write_proxy_family(meta: dict[str, Any]) -> None:
+    """Write the four files of this block."""
+    write_npz("pml_proxy_nca", {**meta, "loss": "ProxyNCALoss"}, pml_proxy_nca())
+    write_npz("pml_normalized_softmax", {**meta, "loss": "NormalizedSoftmaxLoss"}, pml_normalized_softmax())
+    write_npz("pml_soft_triple", {**meta, "loss": "SoftTripleLoss"}, pml_soft_triple())
+    write_npz("pml_subcenter_arcface", {**meta, "loss": "SubCenterArcFaceLoss"}, pml_subcenter_arcface())
+
+
+# --------------------------------------------------------------------------- end of the proxy-family block
+
+
 def main() -> None:
     """Generate every pml_* golden file."""
     meta = {"library": "pytorch-metric-learning", "versions": versions()}
@@ -233,6 +353,7 @@ def main() -> None:
     write_npz("pml_proxy_anchor", {**meta, "loss": "ProxyAnchorLoss"}, pml_proxy_anchor())
     write_npz("pml_arcface", {**meta, "loss": "ArcFaceLoss"}, pml_arcface())
     write_npz("pml_cosface", {**meta, "loss": "CosFaceLoss"}, pml_cosface())
+    write_proxy_family(meta)
 
 
 if __name__ == "__main__":
