@@ -14,7 +14,7 @@ import keras
 from keras import ops
 
 from dmlkeras._validation import check_float, check_int
-from dmlkeras.distances import Distance, cosine_similarity_matrix, l2_normalize
+from dmlkeras.distances import Cosine, CosineSimilarity, Distance, cosine_similarity_matrix, l2_normalize
 from dmlkeras.distances import get as get_distance
 from dmlkeras.distances import serialize as serialize_distance
 from dmlkeras.heads.base import (
@@ -134,7 +134,8 @@ def proxy_nca_loss(
         raise ValueError(f"normalize must be True or False; got {normalize!r}.")
     distance = get_distance("squared_euclidean" if distance is None else distance)
     labels, embeddings, proxies, invalid = check_head_inputs(labels, embeddings, proxies, "proxies")
-    if normalize:
+    # A cosine normalises itself: normalising twice would square l2_normalize's gradient gain at a zero row.
+    if normalize and not isinstance(distance, (Cosine, CosineSimilarity)):
         embeddings, proxies = l2_normalize(embeddings), l2_normalize(proxies)
     logits = softmax_scale * distance.similarity_matrix(embeddings, proxies)
     own = class_mask(labels, proxies.shape[0])
@@ -191,7 +192,10 @@ def soft_triple_loss(
     margin = check_float(margin, "margin", minimum=0.0)
     labels, embeddings, centers, invalid = check_head_inputs(labels, embeddings, centers, "centers", per_class=True)
     similarities = per_class_cosines(embeddings, centers)  # (n, C, K)
-    class_similarities = ops.sum(ops.softmax(similarities / gamma, axis=2) * similarities, axis=2)  # (n, C)
+    if centers.shape[1] == 1:  # one centre per class: the soft maximum is the similarity itself
+        class_similarities = similarities[:, :, 0]
+    else:
+        class_similarities = ops.sum(ops.softmax(similarities / gamma, axis=2) * similarities, axis=2)  # (n, C)
     own = class_mask(labels, centers.shape[0])
     logits = scale * (class_similarities - margin * ops.cast(own, class_similarities.dtype))
     return nan_if(invalid, ops.mean(class_cross_entropy(logits, own)))
