@@ -41,12 +41,23 @@ D = 128
 def candidate_losses() -> dict[str, keras.losses.Loss]:
     """Every registered in-batch loss (:func:`dmlkeras.losses.names`) and the heads' losses."""
     losses = {name: L.get(name) for name in L.names()}
+
+    def soft_triple_loss(y, x, w):  # K = 10 centres per class (the default), from the (C, d) weights
+        return heads.soft_triple_loss(y, x, keras.ops.stack([w * (1.0 + 0.1 * k) for k in range(10)], axis=1))
+
+    def subcenter_arcface_loss(y, x, w):  # k = 3 sub-centres per class (the default)
+        return heads.subcenter_arcface_loss(y, x, keras.ops.stack([w, -w, keras.ops.flip(w, axis=1)], axis=1))
+
     for label, function in {
         "head: center": heads.center_loss,
         "head: triplet-center": heads.triplet_center_loss,
         "head: proxy-anchor": heads.proxy_anchor_loss,
+        "head: proxy-nca": heads.proxy_nca_loss,
+        "head: soft-triple": soft_triple_loss,
         "head: arcface": heads.arcface_loss,
         "head: cosface": heads.cosface_loss,
+        "head: normalized-softmax": heads.normalized_softmax_loss,
+        "head: subcenter-arcface": subcenter_arcface_loss,
     }.items():
         losses[label] = HeadLoss(function)
     return losses

@@ -56,7 +56,11 @@ from dmlkeras.heads import (
     ArcFace,
     CenterLoss,
     CosFace,
+    NormalizedSoftmax,
     ProxyAnchorLoss,
+    ProxyNCA,
+    SoftTriple,
+    SubCenterArcFace,
     TripletCenterLoss,
 )
 from dmlkeras.index import NearestNeighbors

@@ -34,7 +34,7 @@ LAYERS: dict[str, int] = {
     "dmlkeras.mining": 2,
     "dmlkeras.reducers": 2,
     "dmlkeras.losses": 3,
-    "dmlkeras.heads": 3,
+    "dmlkeras.heads": 3,  # a package: base, centers, proxies, margins
     "dmlkeras.distributed": 3,
     "dmlkeras.models": 4,
     "dmlkeras.text": 4,

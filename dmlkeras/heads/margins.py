@@ -305,9 +305,8 @@ def subcenter_outliers(
         threshold = check_float(threshold, "threshold", minimum=0.0, maximum=math.pi)
     except ValueError as error:
         raise ValueError(f"{error} The threshold is an angle in radians (degrees: math.radians(75)).") from None
-    embeddings = ops.stop_gradient(embeddings)
-    weights = ops.stop_gradient(weights)
     labels, weights, invalid, cosines = _subcenter_cosines(labels, embeddings, weights)
+    weights, cosines = ops.stop_gradient(weights), ops.stop_gradient(cosines)
     num_classes, per_class = weights.shape[0], weights.shape[1]
     own = ops.cast(class_mask(labels, num_classes), cosines.dtype)  # (n, C)
     own_cosines = ops.sum(cosines * own[:, :, None], axis=1)  # (n, k): the cosines with the own class's sub-centres
