@@ -35,10 +35,11 @@ from dmlkeras.heads import (
 from dmlkeras.models import build_head_model
 from tests.backend_utils import to_numpy, value_and_grad
 from tests.golden_utils import golden_cases
-from tests.test_reliability import BATCH_KINDS, DTYPES, NUM_CLASSES, _as_dtype, _batch, _gradient_function
+import tests.test_reliability as reliability
+from tests.test_heads import _separable_data
 
 BACKEND = keras.backend.backend()
-FIXTURES = Path(__file__).parent / "fixtures"
+OLD_HEADS = Path(__file__).parent / "fixtures" / "heads" / "single_module_v1.keras"
 
 # ---------------------------------------------------------------------------
 # Loop-based references (float64)
@@ -381,7 +382,6 @@ def test_bad_arguments_raise_value_errors():
 # The degenerate grid of test_reliability, in every dtype; NaN in -> NaN out
 # ---------------------------------------------------------------------------
 
-D = 8
 GRID = {
     "proxy-nca": lambda y, e, w: proxy_nca_loss(y, e, w),
     "proxy-nca-cosine": lambda y, e, w: proxy_nca_loss(y, e, w, softmax_scale=9.0, distance="cosine"),
@@ -394,32 +394,29 @@ GRID = {
 }
 
 
-def _grid_problems(name: str, compiled: bool) -> list[str]:
-    step = _gradient_function(GRID[name], compiled)
-    w = np.random.default_rng(1).normal(size=(NUM_CLASSES, D)).astype("float32")
-    problems = []
-    for kind in BATCH_KINDS:
-        labels, emb = _batch(kind)
-        for dtype in DTYPES:
-            outputs = step(labels.astype("int32"), _as_dtype(emb, dtype), w)
-            for what, array in zip(("value", "d/d embeddings", "d/d class weights"), outputs):
-                bad = int(np.sum(~np.isfinite(to_numpy(keras.ops.cast(array, "float32")))))
-                if bad:
-                    problems.append(f"{name} on {kind} {dtype}{' compiled' if compiled else ''}: {bad} non-finite {what}")
-    return problems
+def _in_the_grid(name, monkeypatch) -> str:
+    """Put GRID[name] among test_reliability's heads (whose functions take (embeddings, labels, weights))."""
+    monkeypatch.setitem(reliability.HEADS, name, lambda e, y, w: GRID[name](y, e, w))
+    return name
 
 
 @pytest.mark.skipif(BACKEND == "jax", reason="eager jax.grad compiles every primitive; the compiled grid covers JAX")
 @pytest.mark.parametrize("name", sorted(GRID))
-def test_grid_is_finite_eagerly(name):
-    problems = _grid_problems(name, compiled=False)
+def test_grid_is_finite_eagerly(name, monkeypatch):
+    problems = reliability._nonfinite(_in_the_grid(name, monkeypatch), reliability.DTYPES, compiled=False)
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("name", sorted(GRID))
-def test_grid_is_finite_when_compiled(name):
-    problems = _grid_problems(name, compiled=True)
+def test_grid_is_finite_when_compiled(name, monkeypatch):
+    problems = reliability._nonfinite(_in_the_grid(name, monkeypatch), reliability.DTYPES, compiled=True)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(GRID))
+def test_compiled_loss_is_nan_for_a_batch_with_an_invalid_label(name, monkeypatch):
+    """test_reliability's check (skipped on torch, which raises eagerly) on these heads."""
+    reliability.test_head_labels_out_of_range_give_nan_when_compiled(_in_the_grid(name, monkeypatch))
 
 
 @pytest.mark.parametrize("poison", ["all_nan", "one_nan_row", "one_nan_entry", "one_inf_entry"])
@@ -436,24 +433,6 @@ def test_nan_in_gives_nan_out(name, poison):
         x[6, 0] = np.inf
     value = _call(name, FUNCTIONS[name], x, labels, weights)
     assert not math.isfinite(value), f"{name} on {poison} gave {value}"
-
-
-TRACED_BACKENDS_ONLY = pytest.mark.skipif(
-    BACKEND == "torch", reason="torch runs eagerly: invalid labels raise the eager ValueError"
-)
-
-
-@TRACED_BACKENDS_ONLY
-@pytest.mark.parametrize("name", sorted(GRID))
-def test_compiled_loss_is_nan_for_a_batch_with_an_invalid_label(name):
-    step = _gradient_function(GRID[name], compiled=True)
-    labels, emb = _batch("pk")
-    w = np.random.default_rng(1).normal(size=(NUM_CLASSES, D)).astype("float32")
-    assert np.isfinite(to_numpy(step(labels.astype("int32"), emb.astype("float32"), w)[0]))
-    for bad in (NUM_CLASSES, -1):
-        labels_bad = labels.astype("int32").copy()
-        labels_bad[4] = bad
-        assert np.isnan(to_numpy(step(labels_bad, emb.astype("float32"), w)[0])), (name, bad)
 
 
 def test_half_precision_input_is_computed_in_float32():
@@ -483,14 +462,6 @@ def test_gradients_reach_every_sub_centre_softly_and_only_the_closest_hard():
 # ---------------------------------------------------------------------------
 # Training, saving, loading
 # ---------------------------------------------------------------------------
-
-
-def _separable_data():
-    rng = np.random.default_rng(12)
-    labels = np.repeat(np.arange(3), 8).astype("int32")
-    means = np.array([[3.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 3.0, 0]], "float32")
-    x = (means[labels] + 0.3 * rng.normal(size=(24, 4))).astype("float32")
-    return x, labels
 
 
 FIT_HEADS = {
@@ -540,13 +511,14 @@ def test_configs_round_trip_every_argument():
 
 
 def test_models_saved_with_the_single_module_heads_still_load():
-    """tests/fixtures/heads_v1.keras was saved at commit 66f0b37, when dmlkeras.heads was one module.
+    """tests/fixtures/heads/single_module_v1.keras was saved at commit 66f0b37, when dmlkeras.heads was one module.
 
     A tower followed by CenterLoss, TripletCenterLoss, ProxyAnchorLoss,
-    ArcFace and CosFace (3 classes). It loads without custom_objects, and its
+    ArcFace and CosFace (3 classes; tests/fixtures/heads/make_single_module_v1.py
+    made it). It loads without custom_objects, and its
     loss is the sum of the five functional forms on the loaded weights.
     """
-    model = keras.saving.load_model(FIXTURES / "heads_v1.keras")
+    model = keras.saving.load_model(OLD_HEADS)
     x = np.random.default_rng(0).normal(size=(12, 4)).astype("float32")
     y = (np.arange(12) % 3).astype("int32")
     embeddings = model.get_layer("tower")(x)

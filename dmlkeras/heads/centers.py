@@ -31,7 +31,6 @@ def _check_center_alpha(alpha: float) -> float:
     return alpha
 
 
-
 def _center_distance(distance: Any, metric: Any = None) -> Distance:
     """The distance of a centre loss: ``distance=``, or the first version's ``metric=``."""
     if metric is not None:

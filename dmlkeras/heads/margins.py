@@ -41,7 +41,6 @@ def _check_arcface_margin(margin: float) -> float:
         ) from None
 
 
-
 def _margin_softmax(cosines: Tensor, own: Tensor, scale: float, target_fn: Callable) -> Tensor:
     """Per-sample cross-entropy of ``scale * cos`` with the target logit replaced by ``target_fn(cos_target)``."""
     cosines = ops.clip(cosines, -1.0, 1.0)  # (n, C)
@@ -155,7 +154,6 @@ def cosface_loss(
     scale = check_scale(scale)
     margin = check_unit_margin(margin)
     return _margin_softmax_loss(labels, embeddings, weights, scale, lambda cosine: cosine - margin)
-
 
 
 def normalized_softmax_loss(

@@ -83,6 +83,19 @@ def proxy_anchor_loss(
     return nan_if(invalid, loss)
 
 
+def _nca_settings(softmax_scale: float, distance: Any, normalize: bool) -> tuple[float, Distance, bool]:
+    """ProxyNCA's checked ``(softmax_scale, distance, normalize)``."""
+    if not isinstance(normalize, bool):
+        raise ValueError(f"normalize must be True or False; got {normalize!r}.")
+    distance = get_distance("squared_euclidean" if distance is None else distance)
+    return check_scale(softmax_scale, "softmax_scale"), distance, normalize
+
+
+def _soft_triple_settings(scale: float, gamma: float, margin: float) -> tuple[float, float, float]:
+    """SoftTriple's checked ``(scale, gamma, margin)``."""
+    return check_scale(scale), check_scale(gamma, "gamma"), check_float(margin, "margin", minimum=0.0)
+
+
 def proxy_nca_loss(
     labels: Tensor,
     embeddings: Tensor,
@@ -129,10 +142,7 @@ def proxy_nca_loss(
     >>> round(float(proxy_nca_loss(np.array([0, 1]), p, p)), 4)  # -log(e^0 / (e^0 + e^-2))
     0.1269
     """
-    softmax_scale = check_scale(softmax_scale, "softmax_scale")
-    if not isinstance(normalize, bool):
-        raise ValueError(f"normalize must be True or False; got {normalize!r}.")
-    distance = get_distance("squared_euclidean" if distance is None else distance)
+    softmax_scale, distance, normalize = _nca_settings(softmax_scale, distance, normalize)
     labels, embeddings, proxies, invalid = check_head_inputs(labels, embeddings, proxies, "proxies")
     # A cosine normalises itself: normalising twice would square l2_normalize's gradient gain at a zero row.
     if normalize and not isinstance(distance, (Cosine, CosineSimilarity)):
@@ -187,9 +197,7 @@ def soft_triple_loss(
     >>> round(float(soft_triple_loss(np.array([0, 1]), c[:, 0], c, scale=2.0, margin=0.0)), 4)  # log(1 + e^-2)
     0.1269
     """
-    scale = check_scale(scale)
-    gamma = check_scale(gamma, "gamma")
-    margin = check_float(margin, "margin", minimum=0.0)
+    scale, gamma, margin = _soft_triple_settings(scale, gamma, margin)
     labels, embeddings, centers, invalid = check_head_inputs(labels, embeddings, centers, "centers", per_class=True)
     similarities = per_class_cosines(embeddings, centers)  # (n, C, K)
     if centers.shape[1] == 1:  # one centre per class: the soft maximum is the similarity itself
@@ -261,7 +269,6 @@ class ProxyAnchorLoss(LossHead):
         return {**super().get_config(), "margin": self.margin, "alpha": self.alpha}
 
 
-
 @keras.saving.register_keras_serializable(package="dmlkeras")
 class ProxyNCA(LossHead):
     """ProxyNCA head (Movshovitz-Attias et al., ICCV 2017) with trainable proxies.
@@ -311,11 +318,7 @@ class ProxyNCA(LossHead):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_classes, loss_weight=loss_weight, initializer=initializer, **kwargs)
-        self.softmax_scale = check_scale(softmax_scale, "softmax_scale")
-        if not isinstance(normalize, bool):
-            raise ValueError(f"normalize must be True or False; got {normalize!r}.")
-        self.normalize = normalize
-        self.distance = get_distance("squared_euclidean" if distance is None else distance)
+        self.softmax_scale, self.distance, self.normalize = _nca_settings(softmax_scale, distance, normalize)
 
     def head_loss(self, labels: Tensor, embeddings: Tensor, training: bool | None) -> Tensor:
         return proxy_nca_loss(labels, embeddings, self.proxies, self.softmax_scale, self.distance, self.normalize)
@@ -385,9 +388,7 @@ class SoftTriple(LossHead):
     ) -> None:
         super().__init__(num_classes, loss_weight=loss_weight, initializer=initializer, **kwargs)
         self.centers_per_class = check_int(centers_per_class, "centers_per_class", minimum=1)
-        self.scale = check_scale(scale)
-        self.gamma = check_scale(gamma, "gamma")
-        self.margin = check_float(margin, "margin", minimum=0.0)
+        self.scale, self.gamma, self.margin = _soft_triple_settings(scale, gamma, margin)
 
     def weight_shape(self, embedding_dim: int) -> tuple[int, ...]:
         return (self.num_classes, self.centers_per_class, embedding_dim)
