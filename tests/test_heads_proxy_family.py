@@ -35,6 +35,7 @@ from dmlkeras.heads import (
 from dmlkeras.models import build_head_model
 from tests.backend_utils import to_numpy, value_and_grad
 from tests.golden_utils import golden_cases
+import tests.test_mixed_precision as mixed_precision
 import tests.test_reliability as reliability
 from tests.test_heads import _separable_data
 
@@ -494,6 +495,25 @@ def test_fit_lowers_the_loss_and_the_model_reloads_without_custom_objects(name, 
     assert loaded.evaluate([x, labels], None, batch_size=24, verbose=0) == pytest.approx(
         model.evaluate([x, labels], None, batch_size=24, verbose=0), rel=1e-5
     )
+
+
+MIXED_PRECISION_HEADS = {
+    "proxy-nca": lambda: ProxyNCA(mixed_precision.CLASSES, name="head"),
+    "normalized-softmax": lambda: NormalizedSoftmax(mixed_precision.CLASSES, name="head"),
+    "soft-triple": lambda: SoftTriple(mixed_precision.CLASSES, name="head"),
+    "subcenter-arcface": lambda: SubCenterArcFace(mixed_precision.CLASSES, name="head"),
+}
+
+
+@pytest.mark.parametrize("policy", mixed_precision.POLICIES)
+@pytest.mark.parametrize("name", sorted(MIXED_PRECISION_HEADS))
+def test_head_trains_under_mixed_precision(name, policy, monkeypatch):
+    """test_mixed_precision's check (same loss as float32, finite training that lowers it), default settings."""
+    monkeypatch.setitem(mixed_precision.HEADS, name, MIXED_PRECISION_HEADS[name])
+    try:
+        mixed_precision.test_head_trains_under_mixed_precision(name, policy, keras.mixed_precision.set_dtype_policy)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
 
 
 def test_configs_round_trip_every_argument():
