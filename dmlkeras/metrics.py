@@ -18,7 +18,10 @@ the geometry of the embedding visible during ``fit``:
 They are used like any Keras metric, in ``model.compile(metrics=[...])`` of a
 model trained with an in-batch loss (``y_true``: integer class labels of
 shape ``(n,)`` or ``(n, 1)``, of any integer or float dtype; ``y_pred``:
-embeddings ``(n, d)``). Each accumulates over the epoch and is reset by
+embeddings ``(n, d)``), or with a self-supervised model
+(:func:`dmlkeras.models.build_ssl_model`, ``y_pred`` views ``(n, v, d)``,
+read as ``n * v`` embeddings labelled by sample: positives are a sample's
+views). Each accumulates over the epoch and is reset by
 Keras at the start of every epoch (or by :meth:`reset_state`). State
 variables hold *sums and counts*, so every pair, triplet or sample counts
 once, whichever batch it came from: a batch weighs as much as the number of
@@ -81,6 +84,9 @@ class _InBatchMetric(keras.metrics.Metric):
                 f"{type(self).__name__} does not support sample_weight: pass it in "
                 "compile(metrics=[...]), not weighted_metrics=[...]."
             )
+        if len(ops.shape(y_pred)) == 3:  # views (n, v, d) of self-supervised training: sample ids as labels
+            n, views, dim = ops.shape(y_pred)
+            y_true, y_pred = ops.repeat(ops.arange(n), views), ops.reshape(y_pred, (-1, dim))
         labels, embeddings = check_labels_and_embeddings(y_true, y_pred)
         self.accumulate(labels, embeddings)
 
