@@ -18,10 +18,7 @@ the geometry of the embedding visible during ``fit``:
 They are used like any Keras metric, in ``model.compile(metrics=[...])`` of a
 model trained with an in-batch loss (``y_true``: integer class labels of
 shape ``(n,)`` or ``(n, 1)``, of any integer or float dtype; ``y_pred``:
-embeddings ``(n, d)``), or with a self-supervised model
-(:func:`dmlkeras.models.build_ssl_model`, ``y_pred`` views ``(n, v, d)``,
-read as ``n * v`` embeddings labelled by sample: positives are a sample's
-views). Each accumulates over the epoch and is reset by
+embeddings ``(n, d)``). Each accumulates over the epoch and is reset by
 Keras at the start of every epoch (or by :meth:`reset_state`). State
 variables hold *sums and counts*, so every pair, triplet or sample counts
 once, whichever batch it came from: a batch weighs as much as the number of
@@ -31,7 +28,8 @@ has counted nothing yet is 0, never NaN. ``sample_weight`` is not supported
 (list them in ``metrics=``, not ``weighted_metrics=``).
 
 :class:`dmlkeras.callbacks.CollapseMonitor` reads these values from the
-epoch logs and warns when they show a collapse.
+epoch logs and warns when they show a collapse. :class:`OnViews` applies them
+to the views ``(n, v, d)`` of a self-supervised model (docs/ssl.md).
 
 Pairs and triplets are taken from :mod:`dmlkeras.mining` and distances from
 :mod:`dmlkeras.distances`, so "positive", "hard", "semi-hard" and "active"
@@ -63,6 +61,7 @@ __all__ = [
     "EmbeddingNormStd",
     "MeanNegativeDistance",
     "MeanPositiveDistance",
+    "OnViews",
 ]
 
 Tensor = Any
@@ -84,9 +83,6 @@ class _InBatchMetric(keras.metrics.Metric):
                 f"{type(self).__name__} does not support sample_weight: pass it in "
                 "compile(metrics=[...]), not weighted_metrics=[...]."
             )
-        if len(ops.shape(y_pred)) == 3:  # views (n, v, d) of self-supervised training: sample ids as labels
-            n, views, dim = ops.shape(y_pred)
-            y_true, y_pred = ops.repeat(ops.arange(n), views), ops.reshape(y_pred, (-1, dim))
         labels, embeddings = check_labels_and_embeddings(y_true, y_pred)
         self.accumulate(labels, embeddings)
 
@@ -415,3 +411,55 @@ class EmbeddingNormStd(_InBatchMetric):
 
     def result(self) -> Tensor:
         return ops.sqrt(ops.divide_no_nan(self.m2, self.count))
+
+
+@keras.saving.register_keras_serializable(package="dmlkeras")
+class OnViews(keras.metrics.Metric):
+    """A diagnostic of this module on the views ``(n, v, d)`` of a self-supervised model.
+
+    The ``n * v`` rows are labelled by sample, so a sample's views are its
+    positives and the other samples its negatives: ``OnViews(DistanceGap())``
+    is the mean distance between samples minus the mean distance between
+    views, which falls to 0 when the embedding collapses. The result keeps the
+    wrapped metric's name (``distance_gap``, ...), which
+    :class:`dmlkeras.callbacks.CollapseMonitor` reads. ``y_true`` is ignored.
+
+    Parameters
+    ----------
+    metric : a metric of this module (or its serialised config)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> views = np.array([[[0.0, 0.0], [0.0, 1.0]], [[3.0, 0.0], [3.0, 1.0]]], "float32")
+    >>> gap = OnViews(DistanceGap())
+    >>> gap.update_state(np.zeros(2), views)
+    >>> gap.name, round(float(gap.result()), 4)
+    ('distance_gap', 2.0811)
+    """
+
+    def __init__(self, metric: Any, name: str | None = None, dtype: Any = None) -> None:
+        if isinstance(metric, dict):
+            metric = keras.saving.deserialize_keras_object(metric)
+        if not isinstance(metric, _InBatchMetric):
+            raise ValueError(f"OnViews wraps a metric of dmlkeras.metrics (e.g. DistanceGap()); got {metric!r}.")
+        super().__init__(name=name or metric.name, dtype=dtype or metric.dtype)
+        self.metric = metric
+
+    def update_state(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> None:
+        """Accumulate one batch of views ``(n, v, d)``."""
+        if len(ops.shape(y_pred)) != 3:
+            raise ValueError(
+                f"OnViews expects y_pred of views (batch_size, v, embedding_dim); got shape {tuple(ops.shape(y_pred))}."
+            )
+        n, views, dim = ops.shape(y_pred)
+        self.metric.update_state(ops.repeat(ops.arange(n), views), ops.reshape(y_pred, (-1, dim)), sample_weight)
+
+    def result(self) -> Tensor:
+        return self.metric.result()
+
+    def reset_state(self) -> None:
+        self.metric.reset_state()
+
+    def get_config(self) -> dict:
+        return {"metric": keras.saving.serialize_keras_object(self.metric), "name": self.name, "dtype": self.dtype}

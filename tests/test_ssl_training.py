@@ -204,7 +204,7 @@ def test_probe_callback_logs_per_epoch_and_needs_the_tower_for_a_two_view_model(
 
 def test_collapse_monitor_reads_the_view_diagnostics_of_a_collapsed_ssl_model():
     from dmlkeras.callbacks import CollapseMonitor, CollapseWarning
-    from dmlkeras.metrics import DistanceGap, MeanNegativeDistance, MeanPositiveDistance
+    from dmlkeras.metrics import DistanceGap, MeanNegativeDistance, MeanPositiveDistance, OnViews
 
     keras.utils.set_random_seed(0)
     x, _ = _images(n=64)
@@ -212,17 +212,28 @@ def test_collapse_monitor_reads_the_view_diagnostics_of_a_collapsed_ssl_model():
     def fit(tower):
         model = build_ssl_model(tower, "vicreg", projection_dim=16, hidden_dim=32)
         model.compile(optimizer="adam", loss=losses.get_ssl("vicreg"),
-                      metrics=[DistanceGap(), MeanPositiveDistance(), MeanNegativeDistance()])
+                      metrics=[OnViews(m) for m in (DistanceGap(), MeanPositiveDistance(), MeanNegativeDistance())])
         monitor = CollapseMonitor(patience=2)
         history = model.fit(TwoViews(x, _augment(), batch_size=32), epochs=3, verbose=0, callbacks=[monitor])
-        return history.history, monitor
+        return history.history, monitor, model
 
     collapsed = _tower()
     collapsed.layers[-1].set_weights([np.zeros((32, 8)), np.zeros(8)])  # every embedding is 0
     collapsed.layers[-1].trainable = False
     with pytest.warns(CollapseWarning):
-        logs, monitor = fit(collapsed)
+        logs, monitor, _ = fit(collapsed)
     assert logs["distance_gap"][-1] == 0.0 and monitor.collapse_epoch is not None
-    logs, monitor = fit(_tower())
+    logs, monitor, model = fit(_tower())
     assert logs["distance_gap"][-1] > 0.0 and logs["mean_negative_distance"][-1] > logs["mean_positive_distance"][-1]
     assert monitor.collapse_epoch is None
+    views = model.predict([x[:16], x[16:32]], verbose=0)
+    gap = OnViews(DistanceGap())
+    gap.update_state(None, views)
+    flat, ids = views.reshape(-1, views.shape[-1]), np.repeat(np.arange(16), 2)
+    plain = DistanceGap()
+    plain.update_state(ids, flat)
+    assert float(gap.result()) == pytest.approx(float(plain.result()), rel=1e-6)
+    again = keras.metrics.deserialize(keras.metrics.serialize(gap))
+    assert again.name == "distance_gap" and isinstance(again.metric, DistanceGap)
+    with pytest.raises(ValueError, match="views"):
+        gap.update_state(None, flat)
