@@ -342,3 +342,19 @@ def test_simsiam_matches_tensorflow_similarity(case):
     got = to_numpy(SimSiamLoss().call(None, outputs))
     np.testing.assert_allclose(got + 2 * margin, case["per_sample"], rtol=1e-5, atol=1e-6)
     assert _value(SimSiamLoss(), outputs) + 2 * margin == pytest.approx(float(case["loss"]), rel=1e-5, abs=1e-6)
+
+
+def test_ntxent_with_a_miner_uses_the_mined_pairs_only():
+    from dmlkeras.mining import HardMiner
+
+    rng = np.random.default_rng(12)
+    labels = rng.permutation(np.arange(12) % 3)
+    x = rng.normal(size=(12, 4)).astype("float32")
+    got = float(to_numpy(NTXentLoss(temperature=0.5, miner=HardMiner())(labels, x)))
+    expected = []
+    for a in range(12):  # hardest positive: least similar; hardest negative: most similar
+        pos = min((p for p in range(12) if p != a and labels[p] == labels[a]), key=lambda p: _cos(x[a], x[p]))
+        neg = max((k for k in range(12) if labels[k] != labels[a]), key=lambda k: _cos(x[a], x[k]))
+        z_ap, z_an = _cos(x[a], x[pos]) / 0.5, _cos(x[a], x[neg]) / 0.5
+        expected.append(-np.log(np.exp(z_ap) / (np.exp(z_ap) + np.exp(z_an))))
+    assert got == pytest.approx(float(np.mean(expected)), rel=2e-5)
