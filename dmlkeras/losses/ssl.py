@@ -29,8 +29,8 @@ from keras import ops
 
 from dmlkeras import distances
 from dmlkeras._validation import as_float32, check_float
-from dmlkeras.losses.base import InBatchLoss
-from dmlkeras.mining import Miner, chosen_pairs
+from dmlkeras.losses.similarity import SupervisedContrastiveLoss, log_weighted, mined_pairs
+from dmlkeras.mining import chosen_pairs
 from dmlkeras.reducers import element_terms, masked_logsumexp
 
 Tensor = Any
@@ -78,7 +78,7 @@ def views_of(y_pred: Tensor, count: int | None = None, minimum_batch: int = 1) -
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
-class NTXentLoss(InBatchLoss):
+class NTXentLoss(SupervisedContrastiveLoss):
     """NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR (Chen et al., ICML 2020).
 
     For every positive pair ``(a, p)``, with ``z = similarity / temperature``
@@ -114,7 +114,9 @@ class NTXentLoss(InBatchLoss):
 
     Notes
     -----
-    Equals pytorch-metric-learning's ``NTXentLoss(temperature)`` on any labels,
+    A variant of :class:`~dmlkeras.losses.SupervisedContrastiveLoss` (its
+    subclass: same parameters, other denominator). Equals
+    pytorch-metric-learning's ``NTXentLoss(temperature)`` on any labels,
     and half tensorflow-similarity's ``SimCLRLoss``, which adds the losses of
     the two directions (tests/golden). A batch without positive pairs gives 0.
 
@@ -126,20 +128,8 @@ class NTXentLoss(InBatchLoss):
     0.5978
     """
 
-    default_distance = "cosine"
-
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        distance: Any = None,
-        miner: Miner | None = None,
-        reducer: Any = None,
-        label_format: str = "auto",
-        name: str = "nt_xent_loss",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(distance=distance, miner=miner, reducer=reducer, label_format=label_format, name=name, **kwargs)
-        self.temperature = check_float(temperature, "temperature", minimum=0.0, strict=True)
+    def __init__(self, temperature: float = 0.1, name: str = "nt_xent_loss", **kwargs: Any) -> None:
+        super().__init__(temperature=temperature, name=name, **kwargs)
 
     def terms(self, relation, query, reference):
         logits = self.distance.similarity_matrix(query, reference) / self.temperature
@@ -187,9 +177,6 @@ class NTXentLoss(InBatchLoss):
             return super().call(y_true, y_pred)
         ids, flat, count = self._flat_views(y_pred)
         return self._per_sample(super().call(ids, flat), count)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "temperature": self.temperature}
 
 
 # ----------------------------------------------------------------------------- view statistics
