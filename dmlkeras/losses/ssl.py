@@ -133,13 +133,9 @@ class NTXentLoss(SupervisedContrastiveLoss):
 
     def terms(self, relation, query, reference):
         logits = self.distance.similarity_matrix(query, reference) / self.temperature
-        mined = None if self.miner is None else self.mine(self.distance.distance_matrix(query, reference), relation, query)
-        positives, negatives, weights = chosen_pairs(relation, mined)
-        negative_logits = logits
-        if weights is not None:
-            negative_logits = logits + ops.log(ops.where(negatives, weights, ops.ones_like(weights)))
-        log_negatives = masked_logsumexp(negative_logits, negatives, axis=1, keepdims=True)  # -inf: none
-        # -log(e^z / (e^z + e^L)) = softplus(L - z); 0 for an anchor without negatives.
+        positives, negatives, weights = chosen_pairs(relation, mined_pairs(self, relation, query, reference))
+        log_negatives = masked_logsumexp(log_weighted(logits, negatives, weights), negatives, axis=1, keepdims=True)
+        # -log(e^z / (e^z + e^L)) = softplus(L - z); L = -inf (no negatives) gives 0.
         costs = ops.softplus(log_negatives - logits)
         return [element_terms(costs, positives)]
 
