@@ -462,3 +462,108 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         if logs is not None:
             for name, value in values.items():
                 logs[self.prefix + name] = value
+
+
+# ------------------------------------------------------------ probes of unlabelled training
+from dmlkeras.evaluation import knn_accuracy, linear_probe_accuracy  # noqa: E402
+
+__all__ += ["ProbeEvaluation"]
+
+
+class ProbeEvaluation(RetrievalEvaluation):
+    """Keras callback logging k-NN and linear-probe accuracy of the frozen embedding, per epoch.
+
+    For training without labels (:func:`dmlkeras.models.build_ssl_model`):
+    every ``every`` epochs (and at the last) it embeds a labelled training set
+    and a test set with ``embedding_model`` (the tower; default the model being
+    trained, which must then have one input) and logs, with ``prefix``,
+    ``knn_accuracy`` (:func:`dmlkeras.evaluation.knn_accuracy`, test against
+    train) and ``linear_probe_{p}pct`` for each label fraction
+    (:func:`dmlkeras.evaluation.linear_probe_accuracy`, e.g.
+    ``linear_probe_1pct``). The labels are read by the probes only, never by
+    training. Skipped epochs log NaN, as in :class:`RetrievalEvaluation`.
+
+    Parameters
+    ----------
+    x, y : array-like
+        Test inputs and their labels.
+    train : tuple (x_train, y_train)
+        Labelled training inputs (the k-NN gallery and the probe's training set).
+    embedding_model : keras.Model, optional
+        The tower (``get_embedding_model(model)``); default ``self.model``.
+    every : int, default 1
+    k : int, default 1
+        Neighbours of the k-NN classifier.
+    metric : {"euclidean", "cosine", "dot"}, default "cosine"
+    label_fractions : sequence of float, default (1.0,)
+        Fractions of the training labels for the linear probe, each in (0, 1].
+    C : float, default 1.0
+        The probe's inverse regularisation.
+    prefix : str, default "val_"
+    batch_size : int, optional
+        Passed to ``predict``.
+
+    Attributes
+    ----------
+    results : list of (epoch, dict)
+
+    Examples
+    --------
+    >>> import keras
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.arange(40) % 2
+    >>> x = (rng.normal(size=(40, 4)) + 2.0 * y[:, None]).astype("float32")
+    >>> tower = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> tower.compile(optimizer="sgd", loss="mse")
+    >>> probe = ProbeEvaluation(x[20:], y[20:], train=(x[:20], y[:20]), label_fractions=(0.5, 1.0))
+    >>> h = tower.fit(x, np.zeros((40, 3)), epochs=1, verbose=0, callbacks=[probe])
+    >>> sorted(name for name in h.history if name.startswith("val_"))
+    ['val_knn_accuracy', 'val_linear_probe_100pct', 'val_linear_probe_50pct']
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        y: ArrayLike,
+        train: tuple[Any, ArrayLike],
+        embedding_model: keras.Model | None = None,
+        every: int = 1,
+        k: int = 1,
+        metric: str = "cosine",
+        label_fractions: Sequence[float] = (1.0,),
+        C: float = 1.0,
+        prefix: str = "val_",
+        batch_size: int | None = None,
+    ) -> None:
+        if not isinstance(train, (tuple, list)) or len(train) != 2:
+            raise ValueError("train must be a tuple (x_train, y_train) of labelled inputs.")
+        super().__init__(x, y, every=every, metric=metric, prefix=prefix, gallery=tuple(train), batch_size=batch_size)
+        self.k_neighbours = check_int(k, "k")
+        self.embedding_model = embedding_model
+        self.label_fractions = tuple(float(f) for f in label_fractions)
+        if not self.label_fractions or any(not 0.0 < f <= 1.0 for f in self.label_fractions):
+            raise ValueError(f"label_fractions must be fractions in (0, 1]; got {label_fractions!r}.")
+        self.C = C
+
+    def _names(self) -> list[str]:
+        return ["knn_accuracy"] + [f"linear_probe_{100 * f:g}pct" for f in self.label_fractions]
+
+    def _embed(self, x: Any) -> np.ndarray:
+        model = self.embedding_model if self.embedding_model is not None else self.model
+        if self.embedding_model is None and len(model.inputs) != 1:
+            raise ValueError(
+                f"The model has {len(model.inputs)} inputs: pass its tower as embedding_model= "
+                "(dmlkeras.models.get_embedding_model(model))."
+            )
+        emb = np.asarray(model.predict(x, batch_size=self.batch_size, verbose=0))
+        return emb.reshape(emb.shape[0], -1)
+
+    def evaluate(self) -> dict[str, float]:
+        """Embed both sets with the current weights and return the probes' accuracies."""
+        train_x, train_y = self.gallery
+        train_emb, test_emb = self._embed(train_x), self._embed(self.x)
+        values = {"knn_accuracy": knn_accuracy(train_emb, train_y, test_emb, self.y, k=self.k_neighbours, metric=self.metric)}
+        for name, fraction in zip(self._names()[1:], self.label_fractions):
+            values[name] = linear_probe_accuracy(train_emb, train_y, test_emb, self.y, label_fraction=fraction, C=self.C)
+        return values

@@ -17,6 +17,9 @@ model. (The Keras callback that embeds a validation set with
 * Recommendation: :func:`ranking_metrics` (full ranking) and
   :func:`sampled_ranking_metrics` (NCF leave-one-out with sampled negatives).
 * Regression of similarities (STS): :func:`correlation_metrics`.
+* Probes of a frozen embedding (self-supervised training):
+  :func:`knn_accuracy` (k-NN classification) and :func:`linear_probe_accuracy`
+  (scikit-learn logistic regression on a fraction of the labels).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from dmlkeras._validation import embedding_array, check_float, check_int, check_pairs, float_vector
+from dmlkeras._validation import embedding_array, check_float, check_int, check_pairs, float_vector, label_vector
 from dmlkeras.index import NearestNeighbors
 
 __all__ = [
@@ -44,6 +47,9 @@ __all__ = [
     "ranking_metrics",
     "sampled_ranking_metrics",
     "correlation_metrics",
+    "knn_accuracy",
+    "linear_probe_accuracy",
+    "label_subset",
 ]
 
 RETRIEVAL_METRICS = ("euclidean", "cosine", "dot")
@@ -971,3 +977,168 @@ def correlation_metrics(predicted: ArrayLike, gold: ArrayLike) -> dict[str, floa
         "pearson": float(stats.pearsonr(p, g).statistic),
         "spearman": float(stats.spearmanr(p, g).statistic),
     }
+
+
+# ---------------------------------------------------------------- probes of a frozen embedding
+def _probe_inputs(train_embeddings, train_labels, test_embeddings, test_labels):
+    x_train = embedding_array(train_embeddings, "train_embeddings").astype(np.float64)
+    x_test = embedding_array(test_embeddings, "test_embeddings").astype(np.float64)
+    y_train = label_vector(train_labels, "train_labels")
+    y_test = label_vector(test_labels, "test_labels")
+    if len(y_train) != len(x_train) or len(y_test) != len(x_test):
+        raise ValueError(
+            f"Expected one label per embedding; got {len(x_train)} train embeddings and {len(y_train)} labels, "
+            f"{len(x_test)} test embeddings and {len(y_test)} labels."
+        )
+    if x_train.shape[1] != x_test.shape[1]:
+        raise ValueError(
+            f"train and test embeddings must have the same dimension; got {x_train.shape[1]} and {x_test.shape[1]}."
+        )
+    return x_train, y_train, x_test, y_test
+
+
+def knn_accuracy(
+    train_embeddings: ArrayLike,
+    train_labels: ArrayLike,
+    test_embeddings: ArrayLike,
+    test_labels: ArrayLike,
+    k: int = 1,
+    metric: str = "cosine",
+) -> float:
+    """Accuracy of the k-nearest-neighbour classifier on a frozen embedding.
+
+    Each test embedding takes the most frequent label among its ``k``
+    nearest training embeddings (:class:`dmlkeras.index.NearestNeighbors`);
+    a tie goes to the tied label whose neighbour is nearest. With ``k=1``
+    this is the 1-NN accuracy of the self-supervised literature.
+
+    Parameters
+    ----------
+    train_embeddings, test_embeddings : array-like of shape (n, d) and (q, d)
+    train_labels, test_labels : array-like of int, shape (n,) and (q,)
+    k : int, default 1
+        ``1 <= k <= n``.
+    metric : {"euclidean", "cosine", "dot"}, default "cosine"
+
+    Returns
+    -------
+    float
+        The fraction of test samples classified correctly.
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes, NaN embeddings or ``k`` out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    >>> knn_accuracy(train, [0, 0, 1], np.array([[1.0, 0.05], [0.1, 1.0]]), [0, 1])
+    1.0
+    >>> knn_accuracy(train, [0, 0, 1], np.array([[0.1, 1.0]]), [1], k=3)   # outvoted
+    0.0
+    """
+    x_train, y_train, x_test, y_test = _probe_inputs(train_embeddings, train_labels, test_embeddings, test_labels)
+    k = check_int(k, "k")
+    if k > len(x_train):
+        raise ValueError(f"k must be at most the number of training embeddings ({len(x_train)}); got {k}.")
+    _, indices = NearestNeighbors(metric=metric).fit(x_train).search(x_test, k=k)
+    neighbour_labels = y_train[indices]
+    correct = 0
+    for row, truth in zip(neighbour_labels, y_test):
+        values, counts = np.unique(row, return_counts=True)
+        tied = set(values[counts == counts.max()].tolist())
+        predicted = next(label for label in row.tolist() if label in tied)  # nearest among the tied
+        correct += int(predicted == truth)
+    return correct / len(y_test)
+
+
+def label_subset(labels: ArrayLike, fraction: float, seed: int = 0) -> np.ndarray:
+    """Indices of a stratified ``fraction`` of labelled samples, at least one per class (sorted).
+
+    Each class keeps ``max(1, round(fraction * size))`` of its samples, drawn
+    with ``numpy.random.default_rng(seed)``: the "1 % / 10 % of the labels"
+    protocol of semi-supervised evaluation.
+
+    Examples
+    --------
+    >>> label_subset([0, 0, 0, 0, 1, 1, 1, 1, 1, 1], 0.5).size
+    5
+    >>> label_subset([0, 0, 1], 0.01)   # one per class at least
+    array([1, 2])
+    """
+    y = label_vector(labels)
+    fraction = check_float(fraction, "fraction", minimum=0.0, maximum=1.0, strict=False)
+    if fraction == 0.0:
+        raise ValueError("fraction must be in (0, 1]; got 0.0.")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        size = max(1, int(round(fraction * len(members))))
+        chosen.append(rng.choice(members, size=size, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def linear_probe_accuracy(
+    train_embeddings: ArrayLike,
+    train_labels: ArrayLike,
+    test_embeddings: ArrayLike,
+    test_labels: ArrayLike,
+    label_fraction: float = 1.0,
+    C: float = 1.0,
+    max_iter: int = 1000,
+    seed: int = 0,
+) -> float:
+    """Test accuracy of a linear classifier trained on a frozen embedding (the linear probe).
+
+    The embeddings are standardised with the training set's mean and
+    variance, then scikit-learn's ``LogisticRegression(C=C)`` (multinomial,
+    L-BFGS) is fitted on a stratified ``label_fraction`` of the training
+    samples (:func:`label_subset`), and scored on the test set.
+
+    Parameters
+    ----------
+    train_embeddings, test_embeddings : array-like of shape (n, d) and (q, d)
+    train_labels, test_labels : array-like of int, shape (n,) and (q,)
+    label_fraction : float, default 1.0
+        In (0, 1]: the fraction of training labels used (e.g. 0.01, 0.1, 1.0).
+    C : float, default 1.0
+        Inverse L2 regularisation strength, > 0.
+    max_iter : int, default 1000
+    seed : int, default 0
+        Seeds the label subset.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes, NaN embeddings, a fraction outside (0, 1], or a
+        training subset with a single class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.arange(40) % 2
+    >>> x = rng.normal(size=(40, 3)) + 3.0 * y[:, None]
+    >>> linear_probe_accuracy(x[:20], y[:20], x[20:], y[20:])
+    1.0
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x_train, y_train, x_test, y_test = _probe_inputs(train_embeddings, train_labels, test_embeddings, test_labels)
+    C = check_float(C, "C", minimum=0.0, strict=True)
+    rows = label_subset(y_train, label_fraction, seed=seed)
+    x_fit, y_fit = x_train[rows], y_train[rows]
+    if np.unique(y_fit).size < 2:
+        raise ValueError("The linear probe needs at least two classes among the training labels; got one.")
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    classifier = LogisticRegression(C=C, max_iter=check_int(max_iter, "max_iter"))
+    classifier.fit((x_fit - mean) / std, y_fit)
+    return float(np.mean(classifier.predict((x_test - mean) / std) == y_test))

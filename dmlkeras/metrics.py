@@ -28,7 +28,8 @@ has counted nothing yet is 0, never NaN. ``sample_weight`` is not supported
 (list them in ``metrics=``, not ``weighted_metrics=``).
 
 :class:`dmlkeras.callbacks.CollapseMonitor` reads these values from the
-epoch logs and warns when they show a collapse.
+epoch logs and warns when they show a collapse. :class:`OnViews` applies them
+to the views ``(n, v, d)`` of a self-supervised model (docs/ssl.md).
 
 Pairs and triplets are taken from :mod:`dmlkeras.mining` and distances from
 :mod:`dmlkeras.distances`, so "positive", "hard", "semi-hard" and "active"
@@ -60,6 +61,7 @@ __all__ = [
     "EmbeddingNormStd",
     "MeanNegativeDistance",
     "MeanPositiveDistance",
+    "OnViews",
 ]
 
 Tensor = Any
@@ -409,3 +411,55 @@ class EmbeddingNormStd(_InBatchMetric):
 
     def result(self) -> Tensor:
         return ops.sqrt(ops.divide_no_nan(self.m2, self.count))
+
+
+@keras.saving.register_keras_serializable(package="dmlkeras")
+class OnViews(keras.metrics.Metric):
+    """A diagnostic of this module on the views ``(n, v, d)`` of a self-supervised model.
+
+    The ``n * v`` rows are labelled by sample, so a sample's views are its
+    positives and the other samples its negatives: ``OnViews(DistanceGap())``
+    is the mean distance between samples minus the mean distance between
+    views, which falls to 0 when the embedding collapses. The result keeps the
+    wrapped metric's name (``distance_gap``, ...), which
+    :class:`dmlkeras.callbacks.CollapseMonitor` reads. ``y_true`` is ignored.
+
+    Parameters
+    ----------
+    metric : a metric of this module (or its serialised config)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> views = np.array([[[0.0, 0.0], [0.0, 1.0]], [[3.0, 0.0], [3.0, 1.0]]], "float32")
+    >>> gap = OnViews(DistanceGap())
+    >>> gap.update_state(np.zeros(2), views)
+    >>> gap.name, round(float(gap.result()), 4)
+    ('distance_gap', 2.0811)
+    """
+
+    def __init__(self, metric: Any, name: str | None = None, dtype: Any = None) -> None:
+        if isinstance(metric, dict):
+            metric = keras.saving.deserialize_keras_object(metric)
+        if not isinstance(metric, _InBatchMetric):
+            raise ValueError(f"OnViews wraps a metric of dmlkeras.metrics (e.g. DistanceGap()); got {metric!r}.")
+        super().__init__(name=name or metric.name, dtype=dtype or metric.dtype)
+        self.metric = metric
+
+    def update_state(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> None:
+        """Accumulate one batch of views ``(n, v, d)``."""
+        if len(ops.shape(y_pred)) != 3:
+            raise ValueError(
+                f"OnViews expects y_pred of views (batch_size, v, embedding_dim); got shape {tuple(ops.shape(y_pred))}."
+            )
+        n, views, dim = ops.shape(y_pred)
+        self.metric.update_state(ops.repeat(ops.arange(n), views), ops.reshape(y_pred, (-1, dim)), sample_weight)
+
+    def result(self) -> Tensor:
+        return self.metric.result()
+
+    def reset_state(self) -> None:
+        self.metric.reset_state()
+
+    def get_config(self) -> dict:
+        return {"metric": keras.saving.serialize_keras_object(self.metric), "name": self.name, "dtype": self.dtype}

@@ -261,6 +261,81 @@ def tfsim_circle() -> list[Case]:
     return tfsim_cases(tfsim.losses.CircleLoss, runs)
 
 
+# Two-view batches (samples n, embedding dim d) of the self-supervised losses.
+VIEW_LAYOUTS: list[tuple[int, int]] = [(4, 4), (8, 8), (16, 4), (32, 16)]
+
+
+def make_views(index: int, seed: int, scale: float = 1.0) -> np.ndarray:
+    """Two correlated views (n, 2, d) float32 of VIEW_LAYOUTS[index]: a shared N(0, 1) part plus noise."""
+    n, dim = VIEW_LAYOUTS[index]
+    rng = np.random.default_rng(seed + index)
+    shared = rng.standard_normal((n, 1, dim))
+    return (scale * (shared + 0.5 * rng.standard_normal((n, 2, dim)))).astype(np.float32)
+
+
+def views_case(params: dict[str, Any], views: np.ndarray, loss: Any, per_sample: Any = None) -> Case:
+    """A case whose input is ``views`` (n, k, d)."""
+    case = {"params": json_array(params), "views": views, "loss": scalar(loss)}
+    if per_sample is not None:
+        case["per_sample"] = np.asarray(per_sample, dtype=np.float64).reshape(-1)
+    return case
+
+
+def tfsim_view_cases(loss_class: type, runs: list[dict[str, Any]], seed: int,
+                     scale: float = 1.0) -> list[Case]:
+    """``loss(views[:, 0], views[:, 1])`` (reduced) and ``loss.call`` (unreduced), one run per layout."""
+    cases = []
+    for index, params in enumerate(runs):
+        views = make_views(index, seed, scale)
+        loss_obj = loss_class(**params)
+        za, zb = tf.constant(views[:, 0]), tf.constant(views[:, 1])
+        reduced = np.mean(loss_obj(za, zb))  # VicReg's default reduction is NONE
+        cases.append(views_case(params, views, reduced, loss_obj.call(za, zb)))
+    return cases
+
+
+def tfsim_simclr() -> list[Case]:
+    """SimCLRLoss(temperature): per sample the sum of both directions' cross-entropies."""
+    runs = [{"temperature": t} for t in (0.05, 0.1, 0.5, 0.2)]
+    return tfsim_view_cases(tfsim.losses.SimCLRLoss, runs, seed=7000)
+
+
+def tfsim_barlow() -> list[Case]:
+    """Barlow(lambda_, margin): the paper's lambda_ and a larger one."""
+    runs = [{"lambda_": lam, "margin": 1e-12} for lam in (5e-3, 0.1, 5e-3, 0.1)]
+    return tfsim_view_cases(tfsim.losses.Barlow, runs, seed=9000)
+
+
+def tfsim_vicreg() -> list[Case]:
+    """VicReg on views of scale 1 (cases 0-3) and 3 (4-7, every std above 1).
+
+    tfsim's default reduction is NONE: ``loss`` is the mean of the per-sample values.
+    """
+    runs = [{"lambda_": 25.0, "mu": 25.0, "nu": 1.0, "std_const": 1e-4},
+            {"lambda_": 5.0, "mu": 10.0, "nu": 2.0, "std_const": 1e-3}] * 2
+    return [case for scale in (1.0, 3.0)
+            for case in tfsim_view_cases(tfsim.losses.VicReg, runs, seed=8000, scale=scale)]
+
+
+def tfsim_simsiam() -> list[Case]:
+    """SimSiamLoss as ContrastiveModel uses it: ``loss(sg(z1), p2) + loss(sg(z2), p1)``.
+
+    ``views`` (n, 4, d) holds z1, z2, p1, p2; ``per_sample`` the sum of the two per-sample
+    outputs of ``loss.call`` and ``loss`` the sum of the two reduced values.
+    """
+    cases = []
+    for index, margin in enumerate((0.001, 0.0, 0.001, 0.0)):
+        params = {"projection_type": "negative_cosine_sim", "margin": margin}
+        two = make_views(index, seed=9500)
+        outputs = np.concatenate([two, make_views(index, seed=9600)], axis=1)
+        z1, z2, p1, p2 = (tf.constant(outputs[:, k]) for k in range(4))
+        loss_obj = tfsim.losses.SimSiamLoss(**params)
+        loss = loss_obj(z1, p2) + loss_obj(z2, p1)
+        per_sample = loss_obj.call(z1, p2) + loss_obj.call(z2, p1)
+        cases.append(views_case(params, outputs, loss, per_sample))
+    return cases
+
+
 def main() -> None:
     """Generate every tfa_* and tfsim_* golden file."""
     tfa_meta = {"library": "tensorflow-addons",
@@ -276,6 +351,10 @@ def main() -> None:
     write_npz("tfsim_multisimilarity", {**tfsim_meta, "loss": "MultiSimilarityLoss"},
               tfsim_multisimilarity())
     write_npz("tfsim_circle", {**tfsim_meta, "loss": "CircleLoss"}, tfsim_circle())
+    write_npz("tfsim_simclr", {**tfsim_meta, "loss": "SimCLRLoss"}, tfsim_simclr())
+    write_npz("tfsim_barlow", {**tfsim_meta, "loss": "Barlow"}, tfsim_barlow())
+    write_npz("tfsim_vicreg", {**tfsim_meta, "loss": "VicReg"}, tfsim_vicreg())
+    write_npz("tfsim_simsiam", {**tfsim_meta, "loss": "SimSiamLoss"}, tfsim_simsiam())
 
 
 if __name__ == "__main__":

@@ -346,6 +346,64 @@ def write_proxy_family(meta: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- end of the proxy-family block
 
 
+# Two-view batches (samples n, embedding dim d) of the self-supervised losses.
+VIEW_LAYOUTS: list[tuple[int, int]] = [(4, 4), (8, 8), (16, 4), (32, 16)]
+
+
+def make_views(index: int, seed: int, scale: float = 1.0) -> np.ndarray:
+    """Two correlated views (n, 2, d) float32 of VIEW_LAYOUTS[index]: a shared N(0, 1) part plus noise."""
+    n, dim = VIEW_LAYOUTS[index]
+    rng = np.random.default_rng(seed + index)
+    shared = rng.standard_normal((n, 1, dim))
+    return (scale * (shared + 0.5 * rng.standard_normal((n, 2, dim)))).astype(np.float32)
+
+
+def pml_ntxent() -> list[Case]:
+    """NTXentLoss: temperatures 0.07 and 0.5 on labelled batches, then two-view batches.
+
+    Cases 0-5: the SupCon batches (class labels). Cases 6-9: ``views`` (n, 2, d), fed to
+    PML as the (2n, d) rows ``views.reshape(-1, d)`` with sample ids ``repeat(arange(n), 2)``
+    as labels; ``per_sample`` there is the per-pair loss of each row (one positive each).
+    """
+    cases = []
+    for temperature, batches in ((0.07, [0, 2, 4]), (0.5, [1, 3, 5])):
+        params = {"temperature": temperature}
+        for index in batches:
+            labels, embeddings = make_batch(index)
+            emb_t, lab_t = torch.from_numpy(embeddings), torch.from_numpy(labels).long()
+            cases.append({"params": json_array(params), "labels": labels, "embeddings": embeddings,
+                          "loss": scalar(losses.NTXentLoss(**params)(emb_t, lab_t))})
+    for index, temperature in enumerate((0.07, 0.1, 0.5, 0.2)):
+        params = {"temperature": temperature}
+        views = make_views(index, seed=7000)
+        n, _, dim = views.shape
+        emb_t = torch.from_numpy(views.reshape(-1, dim))
+        lab_t = torch.from_numpy(np.repeat(np.arange(n), 2)).long()
+        per_pair = unreduced(losses.NTXentLoss, params, emb_t, lab_t)["loss"]
+        cases.append({"params": json_array(params), "views": views,
+                      "loss": scalar(losses.NTXentLoss(**params)(emb_t, lab_t)),
+                      "per_sample": float64(per_pair)})
+    return cases
+
+
+def pml_vicreg() -> list[Case]:
+    """VICRegLoss(embeddings=views[:, 0], ref_emb=views[:, 1]): default weights, then others.
+
+    Cases 4-7 scale the views by 3 (every standard deviation above 1: no variance term).
+    """
+    default = {"invariance_lambda": 25.0, "variance_mu": 25.0, "covariance_v": 1.0, "eps": 1e-4}
+    other = {"invariance_lambda": 5.0, "variance_mu": 10.0, "covariance_v": 2.0, "eps": 1e-3}
+    cases = []
+    for scale in (1.0, 3.0):
+        for index in range(len(VIEW_LAYOUTS)):
+            params = default if index % 2 == 0 else other
+            views = make_views(index, seed=8000, scale=scale)
+            loss = losses.VICRegLoss(**params)(torch.from_numpy(views[:, 0]),
+                                               ref_emb=torch.from_numpy(views[:, 1]))
+            cases.append({"params": json_array(params), "views": views, "loss": scalar(loss)})
+    return cases
+
+
 def main() -> None:
     """Generate every pml_* golden file."""
     meta = {"library": "pytorch-metric-learning", "versions": versions()}
@@ -354,6 +412,8 @@ def main() -> None:
     write_npz("pml_arcface", {**meta, "loss": "ArcFaceLoss"}, pml_arcface())
     write_npz("pml_cosface", {**meta, "loss": "CosFaceLoss"}, pml_cosface())
     write_proxy_family(meta)
+    write_npz("pml_ntxent", {**meta, "loss": "NTXentLoss"}, pml_ntxent())
+    write_npz("pml_vicreg", {**meta, "loss": "VICRegLoss"}, pml_vicreg())
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ Modules: :mod:`~dmlkeras.data.base` (:class:`EpochSeededDataset`, the
 epoch-seeded ``PyDataset`` that every dataset here and
 :class:`dmlkeras.recsys.InteractionTriplets` build on),
 :mod:`~dmlkeras.data.sampling` (sampling by class),
-:mod:`~dmlkeras.data.tuples` and :mod:`~dmlkeras.data.batches`.
+:mod:`~dmlkeras.data.tuples`, :mod:`~dmlkeras.data.batches` and
+:mod:`~dmlkeras.data.views` (:class:`TwoViews`: augmented views of unlabelled
+data for self-supervised training).
 
 Everything is plain NumPy, so the datasets work with every Keras backend
 (TensorFlow, JAX, PyTorch).  ``x`` may be one array, a tuple/list of arrays
@@ -58,6 +60,7 @@ from dmlkeras.data.tuples import (
     make_triplet_indices,
     make_triplets,
 )
+from dmlkeras.data.views import KerasAugmentation, TwoViews
 
 __all__ = [
     "make_pair_indices",
@@ -72,4 +75,6 @@ __all__ = [
     "QuadrupletsDataset",
     "TripletsDataset",
     "TupleDataset",
+    "KerasAugmentation",
+    "TwoViews",
 ]

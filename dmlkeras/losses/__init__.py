@@ -9,7 +9,9 @@ model compiled with one saves to ``.keras`` and loads without
 
 :func:`get` and :func:`names` are the one registry of the in-batch losses
 (kebab-case names with recommended settings), which the CLI, the
-benchmarks and the notebooks use.
+benchmarks and the notebooks use. The self-supervised losses of
+:mod:`dmlkeras.losses.ssl` (two views, no labels) have their own,
+:func:`get_ssl` and :func:`ssl_names` (docs/ssl.md).
 """
 
 from typing import Any
@@ -20,6 +22,7 @@ from dmlkeras.losses.npairs import NPairsLoss, NPairsTupleLoss, npairs_loss
 from dmlkeras.losses.pairs import BatchContrastiveLoss, ContrastiveLoss
 from dmlkeras.losses.quadruplet import QuadrupletLoss, QuadrupletMarginLoss
 from dmlkeras.losses.regression import CosineSimilarityLoss
+from dmlkeras.losses.ssl import BarlowTwinsLoss, NTXentLoss, SimSiamLoss, VICRegLoss, get_ssl, ssl_names
 from dmlkeras.losses.similarity import (
     CircleLoss,
     MultiSimilarityLoss,
@@ -37,7 +40,10 @@ from dmlkeras.losses.triplets import (
 
 __all__ = [
     "get",
+    "get_ssl",
     "names",
+    "ssl_names",
+    "BarlowTwinsLoss",
     "BatchContrastiveLoss",
     "CircleLoss",
     "ContrastiveLoss",
@@ -47,13 +53,16 @@ __all__ = [
     "MultiSimilarityLoss",
     "NPairsLoss",
     "NPairsTupleLoss",
+    "NTXentLoss",
     "QuadrupletLoss",
     "QuadrupletMarginLoss",
+    "SimSiamLoss",
     "SupervisedContrastiveLoss",
     "TripletHardLoss",
     "TripletLoss",
     "TripletMarginLoss",
     "TripletSemiHardLoss",
+    "VICRegLoss",
     "check_labels_and_embeddings",
     "circle_loss",
     "lifted_structure_loss",

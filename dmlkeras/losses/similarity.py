@@ -27,7 +27,7 @@ CIRCLE_VARIANTS = ("paper", "tensorflow-similarity")
 _CIRCLE_ALIASES = {"keras": "paper", "tfsim": "tensorflow-similarity"}
 
 
-def _log_weighted(logits, negatives, weights):
+def log_weighted(logits, negatives, weights):
     """``logits + log(w)`` on the negatives: the weights of a miner inside a log-sum-exp."""
     if weights is None:
         return logits
@@ -38,7 +38,7 @@ def _multi_similarity_terms(similarities, positives, negatives, weights, alpha, 
     """Per-anchor multi-similarity values; every anchor is an element (0 without mined pairs)."""
     valid = ops.logical_and(ops.any(positives, axis=1), ops.any(negatives, axis=1))
     positive_term = masked_logsumexp(-alpha * (similarities - base), positives, axis=1, add_one=True) / alpha
-    negative_logits = _log_weighted(beta * (similarities - base), negatives, weights)
+    negative_logits = log_weighted(beta * (similarities - base), negatives, weights)
     negative_term = masked_logsumexp(negative_logits, negatives, axis=1, add_one=True) / beta
     per_anchor = positive_term + negative_term
     per_anchor = ops.where(valid, per_anchor, ops.zeros_like(per_anchor))
@@ -142,7 +142,7 @@ def supervised_contrastive_loss(labels: Tensor, embeddings: Tensor, temperature:
     return SupervisedContrastiveLoss(temperature=temperature).compute(*check_labels_and_embeddings(labels, embeddings))
 
 
-def _mined(loss, relation, query, reference):
+def mined_pairs(loss, relation, query, reference):
     """The loss's miner's choice, on its distance matrix (``None`` without a miner)."""
     if loss.miner is None:
         return None
@@ -217,7 +217,7 @@ class MultiSimilarityLoss(InBatchLoss):
 
     def terms(self, relation, query, reference):
         similarities = self.distance.similarity_matrix(query, reference)
-        mined = _mined(self, relation, query, reference)
+        mined = mined_pairs(self, relation, query, reference)
         if mined is None:
             positives, negatives = multi_similarity_pairs(similarities, relation, self.epsilon)
             weights = None
@@ -317,9 +317,9 @@ class CircleLoss(InBatchLoss):
 
     def terms(self, relation, query, reference):
         similarities = self.distance.similarity_matrix(query, reference)
-        positives, negatives, weights = chosen_pairs(relation, _mined(self, relation, query, reference))
+        positives, negatives, weights = chosen_pairs(relation, mined_pairs(self, relation, query, reference))
         positive_logits, negative_logits = _circle_logits(similarities, self.margin, self.gamma)
-        negative_logits = _log_weighted(negative_logits, negatives, weights)
+        negative_logits = log_weighted(negative_logits, negatives, weights)
         if self.variant == "paper":
             per_anchor = ops.softplus(
                 masked_logsumexp(positive_logits, positives, axis=1) + masked_logsumexp(negative_logits, negatives, axis=1)
@@ -392,9 +392,9 @@ class SupervisedContrastiveLoss(InBatchLoss):
 
     def terms(self, relation, query, reference):
         logits = self.distance.similarity_matrix(query, reference) / self.temperature
-        positives, negatives, weights = chosen_pairs(relation, _mined(self, relation, query, reference))
+        positives, negatives, weights = chosen_pairs(relation, mined_pairs(self, relation, query, reference))
         others = ops.logical_or(positives, negatives)  # every row but self (or the miner's pairs)
-        log_normaliser = masked_logsumexp(_log_weighted(logits, negatives, weights), others, axis=1, keepdims=True)
+        log_normaliser = masked_logsumexp(log_weighted(logits, negatives, weights), others, axis=1, keepdims=True)
         has_other = ops.any(others, axis=1, keepdims=True)
         log_normaliser = ops.where(has_other, log_normaliser, ops.zeros_like(log_normaliser))
         log_probabilities = ops.where(positives, logits - log_normaliser, ops.zeros_like(logits))

@@ -7,7 +7,9 @@
 * :mod:`dmlkeras.models.tuples` -- :func:`build_siamese_model`,
   :func:`build_triplet_model`, :func:`build_quadruplet_model`,
   :func:`build_head_model` (a tower plus a loss head of :mod:`dmlkeras.heads`)
-  and :func:`get_embedding_model`, which recovers the tower after training.
+  and :func:`get_embedding_model`, which recovers the tower after training;
+* :mod:`dmlkeras.models.ssl` -- :func:`build_ssl_model`, the two-view models
+  of self-supervised training (SimCLR, Barlow Twins, VICReg, SimSiam).
 
 Text towers live in :mod:`dmlkeras.text`; their names
 (:func:`build_text_encoder`, :class:`WeightedBagOfWords`, :func:`idf_weights`,
@@ -23,6 +25,7 @@ import importlib
 from typing import Any
 
 from dmlkeras.models.layers import L2Normalize, PairDistance, Stack
+from dmlkeras.models.ssl import build_ssl_model
 from dmlkeras.models.towers import BACKBONES, build_embedding_model
 from dmlkeras.models.tuples import (
     build_head_model,
@@ -56,6 +59,7 @@ __all__ = [
     "build_head_model",
     "build_quadruplet_model",
     "build_siamese_model",
+    "build_ssl_model",
     "build_text_encoder",
     "build_triplet_model",
     "get_embedding_model",

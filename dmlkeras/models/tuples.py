@@ -32,13 +32,16 @@ __all__ = [
     "build_quadruplet_model",
     "build_siamese_model",
     "build_triplet_model",
+    "check_tower",
     "get_embedding_model",
+    "tower_inputs",
 ]
 
 Tensor = Any
 
 
-def _check_tower(embedding_model: Any) -> None:
+def check_tower(embedding_model: Any) -> None:
+    """Refuse (``ValueError``) anything but a one-input Keras model with ``(n, d)`` outputs."""
     if not isinstance(embedding_model, keras.Model):
         raise ValueError(f"embedding_model must be a keras.Model; got {type(embedding_model).__name__}.")
     if len(embedding_model.inputs) != 1 or len(embedding_model.outputs) != 1:
@@ -60,7 +63,7 @@ def _check_tower(embedding_model: Any) -> None:
         )
 
 
-def _tower_inputs(embedding_model: keras.Model, names: Sequence[str]) -> list[Tensor]:
+def tower_inputs(embedding_model: keras.Model, names: Sequence[str]) -> list[Tensor]:
     """One new input per name, shaped and typed like the tower's input."""
     spec = embedding_model.inputs[0]
     return [keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=name) for name in names]
@@ -111,17 +114,17 @@ def build_siamese_model(
     >>> get_embedding_model(siamese) is tower
     True
     """
-    _check_tower(embedding_model)
+    check_tower(embedding_model)
     metric = distances.resolve_metric(metric)
-    inputs = _tower_inputs(embedding_model, ("left", "right"))
+    inputs = tower_inputs(embedding_model, ("left", "right"))
     embeddings = [embedding_model(x) for x in inputs]
     pair_distances = PairDistance(metric, name="distance")(embeddings)
     return keras.Model(inputs, pair_distances, name=name)
 
 
 def _build_tuple_model(embedding_model: keras.Model, names: Sequence[str], name: str) -> keras.Model:
-    _check_tower(embedding_model)
-    inputs = _tower_inputs(embedding_model, names)
+    check_tower(embedding_model)
+    inputs = tower_inputs(embedding_model, names)
     embeddings = [embedding_model(x) for x in inputs]
     return keras.Model(inputs, Stack(axis=1, name="embeddings")(embeddings), name=name)
 
@@ -297,13 +300,13 @@ def build_head_model(
     >>> get_embedding_model(model) is tower
     True
     """
-    _check_tower(embedding_model)
+    check_tower(embedding_model)
     if not isinstance(head, keras.layers.Layer):
         raise ValueError(
             f"head must be a Keras layer called on [embeddings, labels] (e.g. dmlkeras.heads.ArcFace); "
             f"got {type(head).__name__}."
         )
-    (inputs,) = _tower_inputs(embedding_model, (input_name,))
+    (inputs,) = tower_inputs(embedding_model, (input_name,))
     labels = keras.Input(shape=(), dtype="int32", name=label_name)
     embeddings = head([embedding_model(inputs), labels])
     return keras.Model([inputs, labels], embeddings, name=name)
