@@ -10,12 +10,16 @@ The floor is the matrix product the exact search cannot avoid,
 written into one reused buffer (the full n x n product would not fit in
 memory at n = 60,000). It is timed in the same process right before and
 right after the metrics (the machine may be shared: the ratio to their mean
-is the number to read).
+is the number to read; the last column is the 1-minute load average
+before and after the measurement).
 
 Each (size, method) runs in a fresh Python process, so that its memory
 figure (growth of the peak resident set size across the call) is its own:
 
-* ``numpy``: ``retrieval_metrics(..., backend="numpy")`` (the default).
+* ``numpy``: ``retrieval_metrics(..., backend="numpy")`` (the default:
+  one search thread per core, each with one BLAS thread).
+* ``numpy1``: the same with ``n_jobs=1`` (one search thread; BLAS uses
+  every core for the products), to show what the threads bring.
 * ``faiss``: ``retrieval_metrics(..., backend="faiss")``.
 * ``previous``: the implementation before the speed-up (kept in
   ``tests/test_evaluation.py`` as ``old_retrieval_metrics``), to check that
@@ -28,7 +32,7 @@ figure (growth of the peak resident set size across the call) is its own:
 
 Usage::
 
-    python benchmarks/bench_eval.py                    # n = 10,000 and 60,000
+    python benchmarks/bench_eval.py                    # n = 10,000, 30,000 and 60,000
     python benchmarks/bench_eval.py --quick            # n = 2,000 and 10,000
     python benchmarks/bench_eval.py --sizes 60000 --methods numpy previous
 """
@@ -51,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-METHODS = ("numpy", "faiss", "previous", "pml")
+METHODS = ("numpy", "numpy1", "faiss", "previous", "pml")
 KEYS = ("precision_at_1", "recall_at_10", "r_precision", "map_at_r")
 
 
@@ -110,11 +114,14 @@ def worker(n: int, method: str, dim: int, n_classes: int) -> dict:
         import pytorch_metric_learning  # noqa: F401, PLC0415
 
     emb, labels = make_data(n, dim, n_classes)
+    load_before = os.getloadavg()[0]
     floor_before = matmul_floor(emb)
     rss_before = _maxrss_mib()
     t0 = time.perf_counter()
     if method in ("numpy", "faiss"):
         m = retrieval_metrics(emb, labels, k=(1, 5, 10), clustering=False, backend=method)
+    elif method == "numpy1":
+        m = retrieval_metrics(emb, labels, k=(1, 5, 10), clustering=False, n_jobs=1)
     elif method == "previous":
         m = old_retrieval_metrics(emb, labels, ks=(1, 5, 10))
     else:
@@ -128,6 +135,7 @@ def worker(n: int, method: str, dim: int, n_classes: int) -> dict:
         "seconds": elapsed,
         "floor_seconds": (floor_before + floor_after) / 2,
         "maxrss_delta_mib": rss,
+        "load": (load_before, os.getloadavg()[0]),
         "metrics": {key: float(m[key]) for key in KEYS if key in m},
     }
 
@@ -151,12 +159,13 @@ def _importable(name: str) -> bool:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (2,000 and 10,000)")
-    parser.add_argument("--sizes", type=int, nargs="+", help="numbers of embeddings (default 10000 60000)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="numbers of embeddings (default 10000 30000 60000)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--pml-max", type=int, default=10_000, help="largest n for pytorch-metric-learning")
     parser.add_argument("--previous-max", type=int, default=60_000, help="largest n for the previous implementation")
+    parser.add_argument("--faiss-max", type=int, default=60_000, help="largest n for the faiss backend")
     parser.add_argument("--worker", nargs=2, metavar=("N", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -164,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(worker(int(args.worker[0]), args.worker[1], args.dim, args.classes)))
         return
 
-    sizes = args.sizes or ([2_000, 10_000] if args.quick else [10_000, 60_000])
+    sizes = args.sizes or ([2_000, 10_000] if args.quick else [10_000, 30_000, 60_000])
     methods = [m for m in args.methods if m != "pml" or _importable("pytorch_metric_learning")]
     if "pml" in args.methods and "pml" not in methods:
         print("pytorch-metric-learning is not importable: its column is skipped (see the docstring to install it).")
@@ -179,14 +188,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     header = (
         f"{'n':>7} {'method':>8} {'time s':>8} {'matmul s':>9} {'x matmul':>8} {'maxrss MiB':>10} "
-        f"{'P@1':>7} {'R-prec':>7} {'MAP@R':>7}"
+        f"{'P@1':>7} {'R-prec':>7} {'MAP@R':>7} {'load':>9}"
     )
     print(header)
     print("-" * len(header))
     for n in sizes:
         results = []
         for method in methods:
-            if (method == "pml" and n > args.pml_max) or (method == "previous" and n > args.previous_max):
+            limit = {"pml": args.pml_max, "previous": args.previous_max, "faiss": args.faiss_max}.get(method)
+            if limit is not None and n > limit:
                 continue
             r = run_one(n, method, args.dim, args.classes)
             if r is None:
@@ -196,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{n:>7} {method:>8} {r['seconds']:>8.2f} {r['floor_seconds']:>9.2f} "
                 f"{r['seconds'] / r['floor_seconds']:>8.2f} {r['maxrss_delta_mib']:>10.1f} "
-                f"{m['precision_at_1']:>7.4f} {m['r_precision']:>7.4f} {m['map_at_r']:>7.4f}",
+                f"{m['precision_at_1']:>7.4f} {m['r_precision']:>7.4f} {m['map_at_r']:>7.4f} "
+                f"{r['load'][0]:>4.1f}/{r['load'][1]:<4.1f}",
                 flush=True,
             )
         base = next((r for r in results if r["method"] == "numpy"), None)

@@ -24,7 +24,10 @@ model. (The Keras callback that embeds a validation set with
 
 from __future__ import annotations
 
+import os
+import queue
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +77,13 @@ def _as_k_tuple(k: int | Sequence[int]) -> tuple[int, ...]:
         raise ValueError(f"k must be a positive int or a non-empty sequence of positive ints; got {k!r}.") from None
 
 
+def _usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _retrieval_labels(labels: ArrayLike, n: int, name: str) -> np.ndarray:
     """(n,) labels of any comparable dtype, or an (n, L) multi-hot boolean matrix."""
     arr = np.asarray(labels)
@@ -107,6 +117,7 @@ def retrieval_metrics(
     clustering: bool = True,
     seed: int = 0,
     backend: str = "numpy",
+    n_jobs: int | None = None,
 ) -> dict[str, float]:
     """Retrieval and clustering quality of labelled embeddings.
 
@@ -141,8 +152,10 @@ def retrieval_metrics(
     block, then a linear-time selection (:func:`numpy.partition`) of each
     query's ``max(R, k)`` nearest items and a sort of those only. Queries
     are processed grouped by class, so that a block selects exactly ``R``
-    items. Memory is bounded by the block (about 280 MiB), whatever the
-    number of embeddings.
+    items. ``n_jobs`` threads search blocks at once, each with one BLAS
+    thread, so that the selection (which NumPy runs on one core) uses every
+    core as the product does. Memory is bounded by the blocks (about
+    150 MiB per thread), whatever the number of embeddings.
 
     Parameters
     ----------
@@ -166,6 +179,14 @@ def retrieval_metrics(
     backend : {"numpy", "faiss"}, default "numpy"
         Neighbour search backend (same results; the numpy one is the faster
         here, faiss is kept for comparison).
+    n_jobs : int, optional
+        Threads that search blocks of queries at once (numpy backend);
+        ``None``: one per CPU core this process may use. While two or more
+        run, BLAS is limited to one thread (``threadpoolctl``; restored
+        afterwards). The values do not depend on ``n_jobs`` beyond float32
+        rounding: a BLAS product may round differently with its thread
+        count, which can reorder two items whose float32 distances differ
+        in the last bit (about 1e-9 on MAP@R at n = 60,000).
 
     Returns
     -------
@@ -178,8 +199,9 @@ def retrieval_metrics(
     ------
     ValueError
         On shape mismatches, a ``k`` that is not a positive int or larger
-        than the gallery, ``clustering=True`` with multi-hot labels, or when
-        no query has a relevant gallery item.
+        than the gallery, an ``n_jobs`` that is not a positive int,
+        ``clustering=True`` with multi-hot labels, or when no query has a
+        relevant gallery item.
 
     Examples
     --------
@@ -206,6 +228,7 @@ def retrieval_metrics(
         raise ValueError(f"backend must be 'numpy' or 'faiss'; got {backend!r}.")
     q = embedding_array(query_emb, "query_emb")
     ks = _as_k_tuple(k)
+    n_jobs = _usable_cores() if n_jobs is None else check_int(n_jobs, "n_jobs")
     ql = _retrieval_labels(query_labels, q.shape[0], "query_labels")
     loo = gallery_emb is None
     if loo:
@@ -244,19 +267,8 @@ def retrieval_metrics(
     # exactly R items.
     order = evaluated[np.argsort(r_all[evaluated], kind="stable")]
 
-    nn = NearestNeighbors(metric=metric, backend=backend).fit(g)
-    block = max(1, _BLOCK_ELEMENTS // g.shape[0])
-    if backend == "faiss":
-        block = max(1, min(block, (1 << 22) // max(ks[-1], int(r_all[evaluated].max()))))
-
     cuts = tuple(sorted(set(ks) | {1}))  # Precision@1 is always reported
-    acc = _RetrievalSums(cuts)
-    for start in range(0, order.size, block):
-        rows = order[start : start + block]
-        r = r_all[rows]
-        kc = max(ks[-1], int(r.max()))
-        _, idx = nn.search(q[rows], kc, exclude=rows if loo else None)
-        acc.add(relevance.of(rows, idx), r)
+    acc = _ranked_sums(q, g, relevance, r_all, order, ks[-1], cuts, metric, backend, loo, n_jobs)
 
     n_eval = evaluated.size
     out: dict[str, float] = {"precision_at_1": acc.correct[1] / n_eval}
@@ -286,6 +298,7 @@ class _Relevance:
         else:
             _, codes = np.unique(np.concatenate([ql, gl]), return_inverse=True)
             codes = codes.ravel()
+            codes = codes.astype(np.min_scalar_type(codes.max()))  # small codes: a faster gather in of()
             self.query_codes, self.g_codes = codes[: len(ql)], codes[len(ql):]
 
     def counts(self) -> np.ndarray:
@@ -310,6 +323,62 @@ class _Relevance:
         return (self.q_bits[rows][:, None, :] & self.g_bits[idx]).any(axis=2)
 
 
+def _ranked_sums(
+    q: np.ndarray,
+    g: np.ndarray,
+    relevance: _Relevance,
+    r_all: np.ndarray,
+    order: np.ndarray,
+    k_max: int,
+    cuts: tuple[int, ...],
+    metric: str,
+    backend: str,
+    loo: bool,
+    n_jobs: int,
+) -> _RetrievalSums:
+    """Rank the queries ``order`` (grouped by R) block by block and sum their metrics.
+
+    Blocks are searched by ``n_jobs`` threads, each with its own
+    :class:`NearestNeighbors` (its work buffers are not shared) and BLAS
+    limited to one thread meanwhile, so that the product and the selection
+    of every block run on their own core. Block sums are merged in block
+    order, whatever the thread that computed them. The faiss backend runs
+    its own threads, so it searches one block at a time.
+    """
+    block = max(1, _BLOCK_ELEMENTS // g.shape[0])
+    if backend == "faiss":
+        block = max(1, min(block, (1 << 22) // max(k_max, int(r_all[order].max()))))
+    starts = range(0, order.size, block)
+    workers = 1 if backend == "faiss" else min(n_jobs, len(starts))
+    idle: queue.SimpleQueue[NearestNeighbors] = queue.SimpleQueue()
+    for _ in range(workers):
+        idle.put(NearestNeighbors(metric=metric, backend=backend).fit(g))
+
+    def block_sums(start: int) -> _RetrievalSums:
+        rows = order[start : start + block]
+        r = r_all[rows]
+        nn = idle.get()
+        try:
+            _, idx = nn.search(q[rows], max(k_max, int(r.max())), exclude=rows if loo else None)
+        finally:
+            idle.put(nn)
+        sums = _RetrievalSums(cuts)
+        sums.add(relevance.of(rows, idx), r)
+        return sums
+
+    acc = _RetrievalSums(cuts)
+    if workers == 1:
+        for start in starts:
+            acc.merge(block_sums(start))
+        return acc
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415 (a dependency of scikit-learn)
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        for sums in pool.map(block_sums, starts):
+            acc.merge(sums)
+    return acc
+
+
 class _RetrievalSums:
     """Running sums of the per-query retrieval metrics."""
 
@@ -321,16 +390,25 @@ class _RetrievalSums:
         self.map_at_r = 0.0
 
     def add(self, rel: np.ndarray, r: np.ndarray) -> None:
+        """Add the queries of ``rel[i, j]`` (is the ``j``-th retrieved item relevant?) with R ``r``."""
         b, kc = rel.shape
-        cum = np.cumsum(rel, axis=1, dtype=np.int64)
+        cum = np.cumsum(rel, axis=1, dtype=np.int32)  # 10x faster than an int64 or float64 cumsum
         for kk in self.cuts:
             self.hits[kk] += float(np.count_nonzero(cum[:, kk - 1]))
             self.correct[kk] += float(cum[:, kk - 1].sum()) / kk
         self.r_precision += float(np.sum(cum[np.arange(b), r - 1] / r))
         if np.any(r < kc):
             rel = rel & (np.arange(1, kc + 1)[None, :] <= r[:, None])
-        precision = cum / np.arange(1, kc + 1, dtype=np.float64)
-        self.map_at_r += float(np.sum(np.sum(precision, axis=1, where=rel) / r))
+        # sum_{i <= R} rel(i) P(i) = sum_i rel(i) cum(i) / i: one matrix-vector product.
+        cum *= rel
+        self.map_at_r += float(np.sum(np.dot(cum, 1.0 / np.arange(1, kc + 1)) / r))
+
+    def merge(self, other: _RetrievalSums) -> None:
+        for kk in self.cuts:
+            self.hits[kk] += other.hits[kk]
+            self.correct[kk] += other.correct[kk]
+        self.r_precision += other.r_precision
+        self.map_at_r += other.map_at_r
 
 
 def _clustering_scores(x: np.ndarray, codes: np.ndarray, metric: str, seed: int) -> dict[str, float]:

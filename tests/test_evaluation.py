@@ -322,6 +322,45 @@ def test_retrieval_clustering_scores():
     assert 0.0 <= m["nmi"] < 0.3 and m["ami"] < 0.1
 
 
+@pytest.mark.parametrize("labels_kind", ["single", "multi_hot"])
+@pytest.mark.parametrize("separate_gallery", [False, True])
+def test_retrieval_threads_give_the_reference_values(labels_kind, separate_gallery, monkeypatch):
+    # Blocks searched by 1, 2 or 3 threads (tiny blocks: many of them, with
+    # class boundaries inside) on grid points, where every float32 distance
+    # is exact: many ties and duplicates, whose (distance, index) order must
+    # not depend on which thread ranked them.
+    from threadpoolctl import threadpool_info
+
+    rng = np.random.default_rng(7)
+    n = 160
+    labels = rng.integers(0, 4, n)
+    emb = (np.round((rng.normal(size=(n, 3)) + np.eye(3)[labels % 3]) * 2) / 2).astype(np.float32)
+    emb[40:46] = emb[5]
+    ql = labels if labels_kind == "single" else rng.random((n, 5)) < 0.3
+    g = gl = None
+    if separate_gallery:
+        g = (np.round(rng.normal(size=(90, 3)) * 2) / 2).astype(np.float32)
+        gl = rng.integers(0, 4, 90) if labels_kind == "single" else rng.random((90, 5)) < 0.3
+    ks = (1, 3, 7)
+    ref = reference_retrieval(emb.astype(np.float64), ql, None if g is None else g.astype(np.float64), gl, ks)
+    blas_threads = [info["num_threads"] for info in threadpool_info()]
+    monkeypatch.setattr(ev, "_BLOCK_ELEMENTS", 2_000)
+    for n_jobs in (1, 2, 3):
+        m = retrieval_metrics(emb, ql, g, gl, k=ks, clustering=False, n_jobs=n_jobs)
+        assert set(m) == set(ref)
+        for key, value in ref.items():
+            assert m[key] == pytest.approx(value, abs=1e-12), (n_jobs, key)
+    # The one-thread BLAS limit is lifted after the call.
+    assert [info["num_threads"] for info in threadpool_info()] == blas_threads
+
+
+def test_retrieval_n_jobs_errors():
+    emb = np.array([[0.0], [1.0], [4.0], [5.0]])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="n_jobs must be an integer >= 1"):
+            retrieval_metrics(emb, [0, 0, 1, 1], k=1, clustering=False, n_jobs=bad)
+
+
 def test_retrieval_errors():
     emb = np.zeros((4, 2))
     with pytest.raises(ValueError, match=r"query_emb must be a 2-D array of shape \(n, d\)"):
