@@ -122,7 +122,9 @@ def replicated(loss, weights=None):
     return values, grads
 
 out = {"losses": {}}
-cases = [(name, None) for name in losses.names()] + [("triplet-all", "weights")]
+cases = [(name, None) for name in os.environ["LOSSES"].split(",")]
+if os.environ.get("WEIGHTS"):
+    cases.append(("triplet-all", "weights"))
 for name, weighted in cases:
     weights = w if weighted else None
     value, grads = single(losses.get(name), weights)
@@ -149,7 +151,7 @@ out["classes_per_replica"] = [sorted(set(p.tolist())) for p in parts]
 
 # One epoch of fit: SGD steps on ClassBalancedBatches, under the strategy and on one device.
 def fit(distributed):
-    ds = ClassBalancedBatches(xs, ys, classes_per_batch=4, samples_per_class=4, num_replicas=R, seed=3)
+    ds = ClassBalancedBatches(xs, ys, 4, 4, steps_per_epoch=2, num_replicas=R, seed=3)
     if distributed:
         with strategy.scope():
             model = tower(keras)
@@ -168,9 +170,14 @@ print(json.dumps(out))
 
 
 @needs("tensorflow")
-@pytest.mark.parametrize("replicas", [2, 4])
-def test_tensorflow_cross_replica_equals_one_device(replicas):
-    out = run_script(TF_SCRIPT, {"KERAS_BACKEND": "tensorflow", "REPLICAS": str(replicas)})
+@pytest.mark.parametrize(
+    "replicas, names, weights",
+    [(2, NAMED, ""), (4, NAMED + OTHERS, "1")],  # 4 replicas: every registered loss, and sample weights
+)
+def test_tensorflow_cross_replica_equals_one_device(replicas, names, weights):
+    env = {"KERAS_BACKEND": "tensorflow", "REPLICAS": str(replicas), "LOSSES": ",".join(names), "WEIGHTS": weights}
+    out = run_script(TF_SCRIPT, env)
+    assert set(out["losses"]) == set(names) | ({"triplet-all+weights"} if weights else set())
     for name, result in out["losses"].items():
         np.testing.assert_allclose(result["replicas"], result["single"], rtol=1e-5, atol=1e-6, err_msg=name)
         assert result["grad_scale"] > 1e-4, name  # a gradient to compare
@@ -219,7 +226,7 @@ def value_and_grads(name, shards=None):
 def fit(shards):
     distribution.set_distribution(shards)
     xs, ys = np.random.default_rng(1).normal(size=(128, 6)).astype("float32"), np.repeat(np.arange(8), 16)
-    ds = ClassBalancedBatches(xs, ys, classes_per_batch=8, samples_per_class=4, num_replicas=8, seed=3)
+    ds = ClassBalancedBatches(xs, ys, 8, 4, steps_per_epoch=2, num_replicas=8, seed=3)
     model = tower(keras)
     model.compile(keras.optimizers.SGD(0.5), loss=losses.get("triplet-semihard"))
     history = model.fit(ds, epochs=1, verbose=0, shuffle=False)  # the same batch order in both runs
