@@ -154,9 +154,6 @@ class CrossReplicaLoss(keras.losses.Loss):
         with keras.name_scope(self.name):
             return _global_loss(self.loss, context, y_true, y_pred, sample_weight)
 
-    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        return self(y_true, y_pred)
-
     def get_config(self) -> dict:
         return {"name": self.name, "loss": keras.saving.serialize_keras_object(self.loss)}
 

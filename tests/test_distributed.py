@@ -201,6 +201,7 @@ import keras
 from keras import distribution
 from dmlkeras import losses
 from dmlkeras.data import ClassBalancedBatches
+from dmlkeras.distributed import cross_replica
 
 N = 32
 x, y, _ = batch(N)
@@ -228,7 +229,9 @@ def fit(shards):
     xs, ys = np.random.default_rng(1).normal(size=(128, 6)).astype("float32"), np.repeat(np.arange(8), 16)
     ds = ClassBalancedBatches(xs, ys, 8, 4, steps_per_epoch=2, num_replicas=8, seed=3)
     model = tower(keras)
-    model.compile(keras.optimizers.SGD(0.5), loss=losses.get("triplet-semihard"))
+    # cross_replica is the identity on JAX: the same script as on TensorFlow.
+    loss = losses.get("triplet-semihard") if shards is None else cross_replica("triplet-semihard")
+    model.compile(keras.optimizers.SGD(0.5), loss=loss)
     history = model.fit(ds, epochs=1, verbose=0, shuffle=False)  # the same batch order in both runs
     distribution.set_distribution(None)
     return [np.asarray(w) for w in model.get_weights()], history.history["loss"][0]
