@@ -14,6 +14,7 @@ from dmlkeras import (
     data,
     datasets,
     distances,
+    distributed,
     evaluation,
     heads,
     index,

@@ -199,6 +199,10 @@ def test_class_balanced_batches_inputs_and_augment():
         (dict(seed=np.random.default_rng(0)), ValueError, r"seed"),
         (dict(augment="flip"), TypeError, r"callable"),
         (dict(bogus=1), TypeError, r"bogus"),
+        (dict(num_replicas=3), ValueError, r"classes_per_batch=2 must be divisible by num_replicas=3"),
+        (dict(num_replicas=0), ValueError, r"num_replicas.*>= 1"),
+        (dict(num_replicas=2, replica=2), ValueError, r"replica must be in \[0, num_replicas=2\)"),
+        (dict(num_replicas=2, replica=-1), ValueError, r"replica.*>= 0"),
     ],
 )
 def test_class_balanced_batches_errors(kwargs, exc, match):
@@ -270,3 +274,45 @@ def test_fit_on_jax_backend_subprocess():
     assert res.returncode == 0, res.stderr[-2000:]
     before, after = map(float, res.stdout.split("LOSS")[1].split())
     assert after < before
+
+
+@HYP
+@given(
+    replicas=st.sampled_from([1, 2, 3, 4]),
+    per_replica=st.integers(1, 3),
+    k=st.integers(2, 4),
+    seed=st.integers(0, 2**31),
+)
+def test_sharded_batches_give_each_replica_whole_classes(replicas, per_replica, k, seed):
+    """Each replica's contiguous slice holds P / R classes with all K samples; shards partition the batch."""
+    per_replica = max(per_replica, 2 // replicas)  # P >= 2
+    p = replicas * per_replica
+    y = np.repeat(np.arange(p + 3), 5)
+    x = np.arange(len(y), dtype=np.float32)[:, None]
+    ds = ClassBalancedBatches(x, y, p, k, num_replicas=replicas, seed=seed)
+    shards = [ClassBalancedBatches(x, y, p, k, num_replicas=replicas, replica=r, seed=seed) for r in range(replicas)]
+    assert ds.batch_size == p * k and all(s.batch_size == per_replica * k for s in shards)
+    for _ in range(2):
+        for i in range(len(ds)):
+            xb, yb = ds[i]
+            check_pk_batch(ds, xb, yb, ds.batch_indices(i), y)
+            slices = np.split(yb, replicas)
+            for part in slices:
+                labels, counts = np.unique(part, return_counts=True)
+                assert len(labels) == per_replica and np.all(counts == k)
+            owners = [set(part) for part in slices]
+            assert sum(len(o) for o in owners) == len(set().union(*owners))  # no class on two replicas
+            for r, shard in enumerate(shards):
+                xs, ys = shard[i]
+                np.testing.assert_array_equal(ys, slices[r])
+                np.testing.assert_array_equal(xs, np.split(xb, replicas)[r])
+        for dataset in [ds, *shards]:
+            dataset.on_epoch_end()
+
+
+def test_unsharded_batches_are_unchanged_by_num_replicas_one():
+    y = np.repeat(np.arange(6), 4)
+    plain = ClassBalancedBatches(np.zeros((24, 1)), y, 4, 2, seed=5)
+    one = ClassBalancedBatches(np.zeros((24, 1)), y, 4, 2, seed=5, num_replicas=1, replica=0)
+    for i in range(len(plain)):
+        np.testing.assert_array_equal(plain.batch_indices(i), one.batch_indices(i))

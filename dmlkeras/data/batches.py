@@ -53,6 +53,18 @@ class ClassBalancedBatches(EpochSeededDataset):
         so augmentation is reproducible too.
     seed : int or None, default 0
         Base seed (``None``: drawn once from OS entropy).
+    num_replicas : int, default 1
+        Devices the global batch is split across (data parallelism). Each
+        replica's slice of a batch, rows ``r * P * K / R`` to
+        ``(r + 1) * P * K / R``, the split of ``tf.distribute`` and
+        ``keras.distribution.DataParallel``, then holds ``P / R`` whole
+        classes (all K samples of each), so that a replica that mines on its
+        own still finds every positive. P must be divisible by it.
+    replica : int, optional
+        With ``num_replicas``: return only this replica's slice of each
+        batch (``P / R`` classes, ``P * K / R`` rows), for setups where each
+        process reads its own data. The replicas must share the seed; their
+        slices then partition the global batch. Default: the global batch.
     **pydataset_kwargs
         ``workers``, ``use_multiprocessing``, ``max_queue_size``, passed to
         :class:`keras.utils.PyDataset`.
@@ -64,13 +76,14 @@ class ClassBalancedBatches(EpochSeededDataset):
     classes : ndarray
         The distinct labels, sorted.
     batch_size : int
-        ``P * K``.
+        Rows of a returned batch: ``P * K``, or ``P * K / num_replicas`` for one ``replica``.
 
     Raises
     ------
     ValueError
         If ``x`` and ``y`` lengths differ, ``y`` has fewer than P classes,
-        P < 2 or K < 2, or ``steps_per_epoch < 1``.
+        P < 2 or K < 2, ``steps_per_epoch < 1``, P is not divisible by
+        ``num_replicas``, or ``replica`` is not in ``[0, num_replicas)``.
 
     Examples
     --------
@@ -86,6 +99,14 @@ class ClassBalancedBatches(EpochSeededDataset):
     >>> groups = yb.reshape(3, 4)
     >>> bool(np.all(groups == groups[:, :1])), len(set(groups[:, 0]))
     (True, 3)
+
+    Sharded across 2 replicas, each replica's slice holds whole classes:
+
+    >>> ds = ClassBalancedBatches(x, y, classes_per_batch=4, samples_per_class=2, num_replicas=2)
+    >>> ds[0][1]  # replica 0 gets classes 0 and 1, replica 1 classes 5 and 2
+    array([0, 0, 1, 1, 5, 5, 2, 2], dtype=int32)
+    >>> ClassBalancedBatches(x, y, 4, 2, num_replicas=2, replica=1)[0][1]  # replica 1 reading on its own
+    array([5, 5, 2, 2], dtype=int32)
     """
 
     def __init__(
@@ -97,6 +118,8 @@ class ClassBalancedBatches(EpochSeededDataset):
         steps_per_epoch: int | None = None,
         augment: Callable[..., Any] | None = None,
         seed: int | None = 0,
+        num_replicas: int = 1,
+        replica: int | None = None,
         **pydataset_kwargs: Any,
     ):
         super().__init__(seed, augment, **pydataset_kwargs)
@@ -128,6 +151,17 @@ class ClassBalancedBatches(EpochSeededDataset):
             )
         self.classes_per_batch = P
         self.samples_per_class = K
+        self.num_replicas = check_int(num_replicas, "num_replicas")
+        if P % self.num_replicas:
+            raise ValueError(
+                f"classes_per_batch={P} must be divisible by num_replicas={self.num_replicas}, so that "
+                "each replica gets whole classes; choose P as a multiple of the number of replicas."
+            )
+        if replica is not None:
+            replica = check_int(replica, "replica", 0)
+            if replica >= self.num_replicas:
+                raise ValueError(f"replica must be in [0, num_replicas={self.num_replicas}); got {replica}.")
+        self.replica = replica
         if steps_per_epoch is None:
             steps_per_epoch = math.ceil(len(y) / (P * K))
         self.steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch")
@@ -147,7 +181,8 @@ class ClassBalancedBatches(EpochSeededDataset):
 
     @property
     def batch_size(self) -> int:
-        return self.classes_per_batch * self.samples_per_class
+        rows = self.classes_per_batch * self.samples_per_class
+        return rows if self.replica is None else rows // self.num_replicas
 
     def __len__(self) -> int:
         return self.steps_per_epoch
@@ -183,8 +218,9 @@ class ClassBalancedBatches(EpochSeededDataset):
 
         Returns
         -------
-        ndarray of intp, shape (P * K,)
-            Indices into ``x``/``y``, class by class.
+        ndarray of intp, shape (batch_size,)
+            Indices into ``x``/``y``, class by class (this replica's classes
+            only, with ``replica``).
 
         Examples
         --------
@@ -194,10 +230,13 @@ class ClassBalancedBatches(EpochSeededDataset):
         >>> ds.batch_indices(0).shape
         (6,)
         """
-        return self.plan()[self.check_index(index)]
+        rows = self.plan()[self.check_index(index)]
+        if self.replica is None:
+            return rows
+        return rows[self.replica * self.batch_size : (self.replica + 1) * self.batch_size]
 
     def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         """Return ``(x_batch, y_batch)`` for batch ``index`` of this epoch."""
         index = self.check_index(index)
-        idx = self.plan()[index]
+        idx = self.batch_indices(index)
         return self.augment_batch(take_rows(self.x, idx), index), self.y[idx]
