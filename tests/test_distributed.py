@@ -92,52 +92,66 @@ strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(R)])
 N = 16
 x, y, w = batch(N)
 
-def split(a):
-    n = len(a) // R
+def split(a, cuts=None):
+    cuts = list(range(0, len(a) + 1, len(a) // R)) if cuts is None else cuts
     return strategy.experimental_distribute_values_from_function(
-        lambda ctx: a[ctx.replica_id_in_sync_group * n : (ctx.replica_id_in_sync_group + 1) * n]
+        lambda ctx: a[cuts[ctx.replica_id_in_sync_group] : cuts[ctx.replica_id_in_sync_group + 1]]
     )
 
-def single(loss, weights=None):
+def single(cases):
+    # (value, gradients) of each (loss, weighted) case on one device.
     model = tower(keras)
-    with tf.GradientTape() as tape:
-        value = loss(y, model(x), sample_weight=weights)
-    return float(value), tape.gradient(value, model.trainable_weights)
+    results = []
+    for loss, weighted in cases:
+        with tf.GradientTape() as tape:
+            value = loss(y, model(x), sample_weight=w if weighted else None)
+        results.append((float(value), tape.gradient(value, model.trainable_weights)))
+    return results
 
-def replicated(loss, weights=None):
-    # What Keras' train step does per replica; Keras sums the replicas' gradients.
+def replicated(cases, cuts=None):
+    # Each replica's values and the summed gradients of every case, in one traced step:
+    # what Keras' train step does per replica (Keras sums the replicas' gradients).
     with strategy.scope():
         model = tower(keras)
 
     @tf.function
     def step(xs, ys, ws):
-        with tf.GradientTape() as tape:
-            value = loss(ys, model(xs), sample_weight=ws)
-        return value, tape.gradient(value, model.trainable_weights)
+        results = []
+        for loss, weighted in cases:
+            with tf.GradientTape() as tape:
+                value = loss(ys, model(xs), sample_weight=ws if weighted else None)
+            results.append((value, tape.gradient(value, model.trainable_weights)))
+        return results
 
-    args = (split(x), split(y), None if weights is None else split(weights))
-    values, grads = strategy.run(step, args=args)
-    values = [float(v) for v in strategy.experimental_local_results(values)]
-    grads = [sum(np.asarray(g) for g in strategy.experimental_local_results(v)) for v in grads]
-    return values, grads
+    local = strategy.experimental_local_results
+    results = strategy.run(step, args=(split(x, cuts), split(y, cuts), split(w, cuts)))
+    return [
+        ([float(v) for v in local(values)], [sum(np.asarray(g) for g in local(v)) for v in grads])
+        for values, grads in results
+    ]
 
-out = {"losses": {}}
-cases = [(name, None) for name in os.environ["LOSSES"].split(",")]
-if os.environ.get("WEIGHTS"):
-    cases.append(("triplet-all", "weights"))
-for name, weighted in cases:
-    weights = w if weighted else None
-    value, grads = single(losses.get(name), weights)
-    values, dist_grads = replicated(cross_replica(name), weights)
-    out["losses"][name + ("+weights" if weighted else "")] = {
+def compare(key, one, many):
+    (value, grads), (values, dist_grads) = one, many
+    out["losses"][key] = {
         "single": value,
         "replicas": [v * R for v in values],  # Keras reports R * value, averaged over replicas
         "grad_error": max_error(grads, dist_grads),
         "grad_scale": max(float(np.max(np.abs(g))) for g in grads),
     }
+
+out = {"losses": {}}
+names = os.environ["LOSSES"].split(",")
+cases = [(name, False) for name in names] + ([("triplet-all", True)] if os.environ.get("WEIGHTS") else [])
+ones = single([(losses.get(name), weighted) for name, weighted in cases])
+manys = replicated([(cross_replica(name), weighted) for name, weighted in cases])
+for (name, weighted), one, many in zip(cases, ones, manys):
+    compare(name + ("+weights" if weighted else ""), one, many)
+if R == 2:  # an epoch's last batch may split unevenly: 9 and 7 rows
+    many = replicated([(cross_replica("triplet-semihard"), False)], cuts=[0, 9, N])[0]
+    compare("triplet-semihard+uneven", ones[names.index("triplet-semihard")], many)
 # Without the wrapper: each replica mines its slice alone.
-value, grads = single(losses.get("triplet-semihard"))
-values, plain_grads = replicated(losses.get("triplet-semihard"))
+(value, grads), = single([(losses.get("triplet-semihard"), False)])
+(values, plain_grads), = replicated([(losses.get("triplet-semihard"), False)])
 out["plain"] = {"single": value, "replicas": values, "grad_error": max_error(grads, plain_grads)}
 
 # ClassBalancedBatches(num_replicas=R): tf.distribute hands each replica whole classes.
@@ -177,7 +191,9 @@ print(json.dumps(out))
 def test_tensorflow_cross_replica_equals_one_device(replicas, names, weights):
     env = {"KERAS_BACKEND": "tensorflow", "REPLICAS": str(replicas), "LOSSES": ",".join(names), "WEIGHTS": weights}
     out = run_script(TF_SCRIPT, env)
-    assert set(out["losses"]) == set(names) | ({"triplet-all+weights"} if weights else set())
+    extra = {"triplet-all+weights"} if weights else set()
+    extra |= {"triplet-semihard+uneven"} if replicas == 2 else set()
+    assert set(out["losses"]) == set(names) | extra
     for name, result in out["losses"].items():
         np.testing.assert_allclose(result["replicas"], result["single"], rtol=1e-5, atol=1e-6, err_msg=name)
         assert result["grad_scale"] > 1e-4, name  # a gradient to compare
