@@ -345,7 +345,7 @@ def _id_slots(ids: Tensor, ref_ids: Tensor, self_index: Tensor | None, positives
     Returns ``(slots, slot)``: the number of slots (``max_a |positives(a)|``,
     ``K - 1`` in a P x K batch) and a function ``slot(k) -> (index (n, 2)
     int32, valid (n,) bool)``: row ``a`` of ``index`` is ``(a, j)`` for the
-    k-th positive ``j`` of query ``a`` (in column order), or a column that is
+    k-th positive ``j`` of query ``a`` (in column order; against a separate reference, in the order of a sort by class), or a column that is
     not a positive of ``a`` when ``a`` has fewer positives (``valid`` is then
     False), so that per-slot updates are O(n) scatters to distinct places.
     Built with a few ``(n, m)`` row sums and a scatter: no ``(n, m)``
@@ -365,17 +365,18 @@ def _id_slots(ids: Tensor, ref_ids: Tensor, self_index: Tensor | None, positives
         members = ops.scatter_update(ops.zeros_like(index), ops.expand_dims(start + occurrence, 1), index)
         return ops.max(count) - 1, functools.partial(_square_id_slot, (members, start, occurrence, count, index))
 
-    # A separate reference: order its rows by (class, index) once.
-    ref_index = ops.arange(ops.shape(ref_ids)[0], dtype="int32")
-    ref_same = same_label_mask(ref_ids)
-    ref_earlier = ops.less(ops.expand_dims(ref_index, 0), ops.expand_dims(ref_index, 1))
-    ref_occurrence = ops.sum(ops.cast(ops.logical_and(ref_same, ref_earlier), "int32"), axis=1)
-    ref_start = ops.sum(ops.cast(ops.less(ops.expand_dims(ref_ids, 0), ops.expand_dims(ref_ids, 1)), "int32"), axis=1)
-    members = ops.scatter_update(ops.zeros_like(ref_index), ops.expand_dims(ref_start + ref_occurrence, 1), ref_index)
+    # A separate reference: group its rows by class with one 1-D sort (O(m log m), no (m, m)
+    # table, so that a block of queries against a large reference stays O(n m)).
+    m = ops.shape(ref_ids)[0]
+    members = ops.cast(ops.argsort(ref_ids), "int32")  # reference rows grouped by class
+    sorted_ids = ops.take(ref_ids, members)
+    position = ops.scatter_update(
+        ops.zeros((m,), dtype="int32"), ops.expand_dims(members, 1), ops.arange(m, dtype="int32")
+    )
+    ref_occurrence = position - ops.cast(ops.searchsorted(sorted_ids, ref_ids, side="left"), "int32")
     same = same_label_mask(ids, ref_ids)
     count = ops.sum(ops.cast(same, "int32"), axis=1)  # reference rows of the query's class, self included
-    start = ops.sum(ops.cast(ops.less(ops.expand_dims(ref_ids, 0), ops.expand_dims(ids, 1)), "int32"), axis=1)
-    m = ops.shape(ref_ids)[0]
+    start = ops.cast(ops.searchsorted(sorted_ids, ops.cast(ids, sorted_ids.dtype), side="left"), "int32")
     safe_self = ops.clip(self_index, 0, m - 1)
     has_self = ops.logical_and(self_index >= 0, ops.take_along_axis(same, ops.expand_dims(safe_self, 1), axis=1)[:, 0])
     self_occurrence = ops.where(has_self, ops.take(ref_occurrence, safe_self), m)

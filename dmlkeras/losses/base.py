@@ -297,7 +297,9 @@ class InBatchLoss(keras.losses.Loss):
         n = ops.shape(query)[0]
         square = reference is None
         full = query if square else reference
-        full_labels = y_true if square else ref_labels
+        full_labels = ref_labels
+        if square and self.label_format != "relation":  # a relation's rows already name the columns
+            full_labels = y_true
         if square:
             self_index = ops.arange(n, dtype="int32")
         elif self_index is None:

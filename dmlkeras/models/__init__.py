@@ -7,7 +7,9 @@
 * :mod:`dmlkeras.models.tuples` -- :func:`build_siamese_model`,
   :func:`build_triplet_model`, :func:`build_quadruplet_model`,
   :func:`build_head_model` (a tower plus a loss head of :mod:`dmlkeras.heads`)
-  and :func:`get_embedding_model`, which recovers the tower after training.
+  and :func:`get_embedding_model`, which recovers the tower after training;
+* :mod:`dmlkeras.models.memory` -- :class:`CrossBatchMemory`, a tower trained
+  against a memory of earlier batches (cross-batch memory).
 
 Text towers live in :mod:`dmlkeras.text`; their names
 (:func:`build_text_encoder`, :class:`WeightedBagOfWords`, :func:`idf_weights`,
@@ -23,6 +25,7 @@ import importlib
 from typing import Any
 
 from dmlkeras.models.layers import L2Normalize, PairDistance, Stack
+from dmlkeras.models.memory import CrossBatchMemory
 from dmlkeras.models.towers import BACKBONES, build_embedding_model
 from dmlkeras.models.tuples import (
     build_head_model,
@@ -46,6 +49,7 @@ _TEXT_NAMES = (
 
 __all__ = [
     "BACKBONES",
+    "CrossBatchMemory",
     "L2Normalize",
     "MaskedGlobalPooling1D",
     "PairDistance",
