@@ -314,6 +314,15 @@ class InBatchLoss(keras.losses.Loss):
             x = ops.take(x, rows, axis=0)
             return ops.reshape(x, (-1, block, *x.shape[1:]))
 
+        # Every argument of a rematerialised block is numeric: TensorFlow's recompute_grad
+        # differentiates with respect to each, and fails on booleans.
+        def numeric(x):
+            x = ops.convert_to_tensor(x)
+            return ops.cast(x, "int32") if x.dtype == "bool" else x
+
+        y_true = numeric(y_true)
+        full_labels = None if full_labels is None else numeric(full_labels)
+        ref_mask = None if ref_mask is None else ops.cast(ops.convert_to_tensor(ref_mask), "float32")
         extras = [x for x in (full_labels, ref_mask) if x is not None]
 
         def one_block(q, labels, own, keep, reference_rows, *given):
@@ -323,13 +332,13 @@ class InBatchLoss(keras.losses.Loss):
             relation = self._relation(labels, block_ref_labels, own, reference_rows, block_ref_mask)
             flat = []
             for term in self.terms(relation, q, reference_rows):
-                flat.extend(ops.where(keep, value, ops.zeros_like(value)) for value in term)
+                flat.extend(ops.where(keep > 0.5, value, ops.zeros_like(value)) for value in term)
             ok = ops.ones(()) if relation.labels_ok is None else ops.cast(relation.labels_ok, "float32")
             return (*flat, ok)
 
         rematerialised = keras.remat(one_block)
         own_blocks = ops.reshape(ops.where(real, ops.take(self_index, rows), -1), (-1, block))
-        real_blocks = ops.reshape(real, (-1, block))
+        real_blocks = ops.reshape(ops.cast(real, "float32"), (-1, block))
         outputs = ops.map(
             lambda args: rematerialised(*args, full, *extras),
             (blocks(query), blocks(y_true), own_blocks, real_blocks),
