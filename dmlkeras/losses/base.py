@@ -133,6 +133,14 @@ class InBatchLoss(keras.losses.Loss):
     ...         return [element_terms(d, relation.positives)]
     >>> float(MeanPositiveDistance()(np.array([0, 0]), np.array([[0.0, 0.0], [3.0, 4.0]])))
     5.0
+
+    The same loss in blocks of 4 queries (a batch of 10: blocks of 4, 4 and 2):
+
+    >>> from dmlkeras.losses import TripletLoss
+    >>> x = np.random.default_rng(0).normal(size=(10, 3)).astype("float32")
+    >>> y = np.arange(10) % 3
+    >>> bool(np.isclose(float(TripletLoss(block_size=4)(y, x)), float(TripletLoss()(y, x))))
+    True
     """
 
     default_distance = "euclidean"
