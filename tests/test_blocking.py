@@ -13,6 +13,15 @@ from tests.backend_utils import to_numpy, value_and_grad
 BLOCKABLE = [name for name in losses.names() if name not in ("lifted-structure", "quadruplet")]
 
 
+def _compiled(fn):
+    """``fn`` compiled with ``jax.jit`` on JAX (eager JAX dispatches the mining loops op by op: slow)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return fn
+
+
 def _batch(n=29, d=6, classes=6, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, d)).astype("float32"), rng.integers(0, classes, n)
@@ -28,8 +37,8 @@ def test_blocked_value_and_gradient_equal_unblocked(name):
     weights = np.random.default_rng(1).uniform(0.0, 2.0, len(y)).astype("float32")
     plain, blocked = _both(name)
     for w in (None, weights):
-        value, grad = value_and_grad(lambda v, loss=plain: loss(y, v, sample_weight=w), x)
-        blocked_value, blocked_grad = value_and_grad(lambda v, loss=blocked: loss(y, v, sample_weight=w), x)
+        value, grad = value_and_grad(_compiled(lambda v, loss=plain: loss(y, v, sample_weight=w)), x)
+        blocked_value, blocked_grad = value_and_grad(_compiled(lambda v, loss=blocked: loss(y, v, sample_weight=w)), x)
         np.testing.assert_allclose(blocked_value, value, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(blocked_grad, grad, rtol=1e-4, atol=1e-6)
         assert np.abs(grad).max() > 0  # a gradient that could differ
@@ -55,8 +64,8 @@ def test_blocked_against_a_reference_with_self_index_and_mask(name):
     plain, blocked = _both(name)
 
     def run(loss):
-        return lambda v: loss(
-            y, v, ref_labels=ref_labels, ref_embeddings=reference, self_index=self_index, ref_mask=ref_mask
+        return _compiled(
+            lambda v: loss(y, v, ref_labels=ref_labels, ref_embeddings=reference, self_index=self_index, ref_mask=ref_mask)
         )
 
     value, grad = value_and_grad(run(plain), x)
@@ -75,8 +84,8 @@ def test_ref_mask_removes_rows_exactly():
     keep = np.array([True, False, True, True, False, True, False, True, True])
     for name in [name for name in losses.names() if name != "quadruplet"]:
         loss = losses.get(name)
-        masked = loss(y, x, ref_labels=memory_labels, ref_embeddings=memory, ref_mask=keep)
-        dropped = loss(y, x, ref_labels=memory_labels[keep], ref_embeddings=memory[keep])
+        masked = _compiled(lambda v, loss=loss: loss(y, v, ref_labels=memory_labels, ref_embeddings=memory, ref_mask=keep))(x)
+        dropped = _compiled(lambda v, loss=loss: loss(y, v, ref_labels=memory_labels[keep], ref_embeddings=memory[keep]))(x)
         np.testing.assert_allclose(to_numpy(masked), to_numpy(dropped), rtol=1e-5, atol=1e-6, err_msg=name)
     hot = np.eye(6, dtype="float32")[y]
     loss = losses.get("multi-similarity")
@@ -99,8 +108,8 @@ def test_blocked_with_miners_and_multi_hot_labels(loss):
     blocked = type(loss).from_config({**loss.get_config(), "block_size": 8})
     hot = np.eye(6, dtype="float32")[y]
     for labels in (y, hot):
-        value, grad = value_and_grad(lambda v: loss(labels, v), x)
-        blocked_value, blocked_grad = value_and_grad(lambda v: blocked(labels, v), x)
+        value, grad = value_and_grad(_compiled(lambda v: loss(labels, v)), x)
+        blocked_value, blocked_grad = value_and_grad(_compiled(lambda v: blocked(labels, v)), x)
         np.testing.assert_allclose(blocked_value, value, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(blocked_grad, grad, rtol=1e-4, atol=1e-6)
 
