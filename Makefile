@@ -11,7 +11,7 @@ export MPLBACKEND ?= Agg
 BACKEND_TESTS := $(wildcard tests/test_distances.py tests/test_mining.py tests/test_losses*.py tests/test_golden*.py \
 	tests/test_heads*.py tests/test_metrics.py tests/test_callbacks.py tests/test_models*.py tests/test_text.py \
 	tests/test_recsys*.py tests/test_reliability.py tests/test_contract.py tests/test_reducers.py \
-	tests/test_backends.py tests/test_mixed_precision.py tests/test_ssl*.py)
+	tests/test_backends.py tests/test_mixed_precision.py tests/test_ssl*.py tests/test_memory.py tests/test_blocking.py)
 
 .PHONY: install test test-tf test-jax test-notebooks test-wheel check-claims demo notebooks bench clean
 

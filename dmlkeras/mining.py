@@ -45,6 +45,7 @@ of the masks.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import keras
@@ -344,7 +345,7 @@ def _id_slots(ids: Tensor, ref_ids: Tensor, self_index: Tensor | None, positives
     Returns ``(slots, slot)``: the number of slots (``max_a |positives(a)|``,
     ``K - 1`` in a P x K batch) and a function ``slot(k) -> (index (n, 2)
     int32, valid (n,) bool)``: row ``a`` of ``index`` is ``(a, j)`` for the
-    k-th positive ``j`` of query ``a`` (in column order), or a column that is
+    k-th positive ``j`` of query ``a`` (in column order; against a separate reference, in the order of a sort by class), or a column that is
     not a positive of ``a`` when ``a`` has fewer positives (``valid`` is then
     False), so that per-slot updates are O(n) scatters to distinct places.
     Built with a few ``(n, m)`` row sums and a scatter: no ``(n, m)``
@@ -362,39 +363,52 @@ def _id_slots(ids: Tensor, ref_ids: Tensor, self_index: Tensor | None, positives
         start = ops.sum(ops.cast(ops.less(ops.expand_dims(ids, 0), ops.expand_dims(ids, 1)), "int32"), axis=1)
         # A permutation, so a scatter-update (vectorised on every backend; ops.scatter loops in Python on torch).
         members = ops.scatter_update(ops.zeros_like(index), ops.expand_dims(start + occurrence, 1), index)
+        return ops.max(count) - 1, functools.partial(_square_id_slot, (members, start, occurrence, count, index))
 
-        def slot(k):
-            member = k + ops.cast(k >= occurrence, "int32")  # skip the anchor itself
-            valid = member < count
-            column = ops.where(valid, ops.take(members, start + ops.minimum(member, count - 1)), index)
-            return ops.stack([index, column], axis=1), valid
-
-        return ops.max(count) - 1, slot
-
-    # A separate reference: order its rows by (class, index) once.
-    ref_index = ops.arange(ops.shape(ref_ids)[0], dtype="int32")
-    ref_same = same_label_mask(ref_ids)
-    ref_earlier = ops.less(ops.expand_dims(ref_index, 0), ops.expand_dims(ref_index, 1))
-    ref_occurrence = ops.sum(ops.cast(ops.logical_and(ref_same, ref_earlier), "int32"), axis=1)
-    ref_start = ops.sum(ops.cast(ops.less(ops.expand_dims(ref_ids, 0), ops.expand_dims(ref_ids, 1)), "int32"), axis=1)
-    members = ops.scatter_update(ops.zeros_like(ref_index), ops.expand_dims(ref_start + ref_occurrence, 1), ref_index)
+    # A separate reference: group its rows by class with one 1-D sort (O(m log m), no (m, m)
+    # table, so that a block of queries against a large reference stays O(n m)).
+    m = ops.shape(ref_ids)[0]
+    members = ops.cast(ops.argsort(ref_ids), "int32")  # reference rows grouped by class
+    sorted_ids = ops.take(ref_ids, members)
+    position = ops.scatter_update(
+        ops.zeros((m,), dtype="int32"), ops.expand_dims(members, 1), ops.arange(m, dtype="int32")
+    )
+    ref_occurrence = position - ops.cast(ops.searchsorted(sorted_ids, ref_ids, side="left"), "int32")
     same = same_label_mask(ids, ref_ids)
     count = ops.sum(ops.cast(same, "int32"), axis=1)  # reference rows of the query's class, self included
-    start = ops.sum(ops.cast(ops.less(ops.expand_dims(ref_ids, 0), ops.expand_dims(ids, 1)), "int32"), axis=1)
-    m = ops.shape(ref_ids)[0]
+    start = ops.cast(ops.searchsorted(sorted_ids, ops.cast(ids, sorted_ids.dtype), side="left"), "int32")
     safe_self = ops.clip(self_index, 0, m - 1)
     has_self = ops.logical_and(self_index >= 0, ops.take_along_axis(same, ops.expand_dims(safe_self, 1), axis=1)[:, 0])
     self_occurrence = ops.where(has_self, ops.take(ref_occurrence, safe_self), m)
     query_index = ops.arange(ops.shape(ids)[0], dtype="int32")
     fallback = ops.minimum(_first_column(ops.logical_not(positives)), m - 1)
+    tables = (members, start, self_occurrence, count, query_index, fallback)
+    return ops.max(count - ops.cast(has_self, "int32")), functools.partial(_reference_id_slot, tables)
 
-    def slot(k):
-        member = k + ops.cast(k >= self_occurrence, "int32")  # skip the query itself
-        valid = member < count
-        column = ops.where(valid, ops.take(members, start + ops.clip(member, 0, ops.maximum(count - 1, 0))), fallback)
-        return ops.stack([query_index, column], axis=1), valid
 
-    return ops.max(count - ops.cast(has_self, "int32")), slot
+# The slot functions take their tables as an argument (``functools.partial``) so that
+# ``_take_chosen`` can hand the tables to its custom gradient explicitly: a custom
+# gradient that closes over traced values fails under ``jax.checkpoint``.
+def _square_id_slot(tables, k):
+    members, start, occurrence, count, index = tables
+    member = k + ops.cast(k >= occurrence, "int32")  # skip the anchor itself
+    valid = member < count
+    column = ops.where(valid, ops.take(members, start + ops.minimum(member, count - 1)), index)
+    return ops.stack([index, column], axis=1), valid
+
+
+def _reference_id_slot(tables, k):
+    members, start, self_occurrence, count, query_index, fallback = tables
+    member = k + ops.cast(k >= self_occurrence, "int32")  # skip the query itself
+    valid = member < count
+    column = ops.where(valid, ops.take(members, start + ops.clip(member, 0, ops.maximum(count - 1, 0))), fallback)
+    return ops.stack([query_index, column], axis=1), valid
+
+
+def _mask_slot(tables, k):
+    order, count, query_index = tables
+    column = ops.take(order, k, axis=1)  # past a row's positives: a column that is not one
+    return ops.stack([query_index, column], axis=1), k < count
 
 
 def _mask_slots(positives: Tensor):
@@ -407,12 +421,7 @@ def _mask_slots(positives: Tensor):
     order = ops.cast(ops.argsort(ops.where(positives, columns, columns + m), axis=1), "int32")
     count = ops.sum(ops.cast(positives, "int32"), axis=1)
     query_index = ops.arange(ops.shape(positives)[0], dtype="int32")
-
-    def slot(k):
-        column = ops.take(order, k, axis=1)  # past a row's positives: a column that is not one
-        return ops.stack([query_index, column], axis=1), k < count
-
-    return ops.max(count), slot
+    return ops.max(count), functools.partial(_mask_slot, (order, count, query_index))
 
 
 def _over_positive_slots(distances: Tensor, positive_slots, body, init):
@@ -447,9 +456,13 @@ def _take_chosen(distances: Tensor, chosen: Tensor, positive_slots, positives: T
     ``(n, n)`` scatter-add that is the gradient of a gather (slow on XLA CPU).
     """
     slots, slot = positive_slots
+    slot_function, tables = slot.func, slot.args[0]
 
+    # Everything the gradient reads is an argument (no gradient): see _square_id_slot.
     @ops.custom_gradient
-    def take(d):
+    def take(d, chosen, positives, slots, *tables):
+        slot = functools.partial(slot_function, tables)
+
         def gradient(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
@@ -465,11 +478,11 @@ def _take_chosen(distances: Tensor, chosen: Tensor, positive_slots, positives: T
                 )
 
             own = ops.where(positives, ops.zeros_like(upstream), upstream)
-            return ops.fori_loop(0, slots, step, own)
+            return (ops.fori_loop(0, slots, step, own), *([None] * (3 + len(tables))))
 
         return ops.take_along_axis(d, chosen, axis=1), gradient
 
-    return take(distances)
+    return take(distances, chosen, positives, slots, *tables)
 
 
 def _first_column(condition: Tensor) -> Tensor:

@@ -11,6 +11,13 @@ to its reducer (``reducer=``, :mod:`dmlkeras.reducers`), which applies
 ``sample_weight`` per query. ``loss.call(y_true, y_pred)`` (and
 ``reduction="none"``) gives the per-query values with a Keras mask of the
 queries that count. See docs/losses.md for the table.
+
+``block_size=`` walks the queries in blocks of that many rows against the
+whole reference and rematerialises each block in the backward pass
+(``keras.remat``), so a loss holds ``(block_size, m)`` matrices instead of
+``(n, m)`` ones; the blocks' per-query terms are concatenated before the
+reducer (sums and counts, not means), so values and gradients are the
+unblocked ones (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from keras import ops
 
 from dmlkeras import distances as distances_module
 from dmlkeras import reducers as reducers_module
-from dmlkeras._validation import as_float32, check_embeddings, check_labels_and_embeddings
+from dmlkeras._validation import as_float32, check_embeddings, check_int, check_labels_and_embeddings
 from dmlkeras.mining import LABEL_FORMATS, Miner, Relation, get_miner, label_relation
 
 Tensor = Any
@@ -92,6 +99,13 @@ class InBatchLoss(keras.losses.Loss):
         Keras' reduction: any mean (``"sum_over_batch_size"``, ``"mean"``,
         ``"mean_with_sample_weight"``) is the reducer's value, ``"sum"`` the sum of the
         per-query values, ``None`` / ``"none"`` the per-query values (with a Keras mask).
+    block_size : int, optional
+        Compute the loss in blocks of this many queries against the whole reference,
+        each block rematerialised in the backward pass: memory O(block_size x m)
+        instead of O(n x m), the same values and gradients (to float rounding), about
+        a third more time (one more forward pass per block). Default: one block.
+        Losses whose per-query value depends on the other queries (``blockable =
+        False``: lifted structure, quadruplet) refuse it with ``ValueError``.
 
     Notes
     -----
@@ -102,7 +116,9 @@ class InBatchLoss(keras.losses.Loss):
     in float32.
 
     Subclasses implement :meth:`terms`. (Subclasses written for older versions, which
-    implement ``compute(labels, embeddings)`` returning a scalar, keep working.)
+    implement ``compute(labels, embeddings)`` returning a scalar, keep working.) A
+    subclass whose per-query terms depend on other queries than the query itself (not
+    only on the reference) sets ``blockable = False``.
 
     Examples
     --------
@@ -117,10 +133,21 @@ class InBatchLoss(keras.losses.Loss):
     ...         return [element_terms(d, relation.positives)]
     >>> float(MeanPositiveDistance()(np.array([0, 0]), np.array([[0.0, 0.0], [3.0, 4.0]])))
     5.0
+
+    The same loss in blocks of 4 queries (a batch of 10: blocks of 4, 4 and 2):
+
+    >>> from dmlkeras.losses import TripletLoss
+    >>> x = np.random.default_rng(0).normal(size=(10, 3)).astype("float32")
+    >>> y = np.arange(10) % 3
+    >>> bool(np.isclose(float(TripletLoss(block_size=4)(y, x)), float(TripletLoss()(y, x))))
+    True
     """
 
     default_distance = "euclidean"
     default_reducer = "mean"
+    #: Whether a query's terms depend only on that query and the reference (so that
+    #: ``block_size=`` can split the queries into blocks).
+    blockable = True
 
     def __init__(
         self,
@@ -130,9 +157,16 @@ class InBatchLoss(keras.losses.Loss):
         label_format: str = "auto",
         name: str | None = None,
         metric: Any = None,
+        block_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
+        self.block_size = None if block_size is None else check_int(block_size, "block_size")
+        if self.block_size is not None and not self.blockable:
+            raise ValueError(
+                f"{type(self).__name__} does not take block_size: a query's value depends on the other "
+                "queries of the batch, not only on the reference, so the queries cannot be split into blocks."
+            )
         self.distance = get_distance(distance, metric, self.default_distance)
         self.miner = get_miner(miner)
         if self.miner is not None and not isinstance(self.miner, Miner):
@@ -173,17 +207,23 @@ class InBatchLoss(keras.losses.Loss):
             return None
         return self.miner(distances, relation, embedding_dim=query.shape[-1])
 
-    def _inputs(self, y_true, y_pred, ref_labels, ref_embeddings, self_index):
+    def _inputs(self, y_true, y_pred, ref_labels, ref_embeddings, self_index, ref_mask=None):
         if type(self).terms is InBatchLoss.terms:  # an older subclass: compute() only
-            if ref_embeddings is not None:
-                raise ValueError(f"{type(self).__name__} implements compute() only: it takes no reference.")
+            if ref_embeddings is not None or self.block_size is not None:
+                raise ValueError(f"{type(self).__name__} implements compute() only: it takes no reference or block_size.")
             labels, embeddings = check_labels_and_embeddings(y_true, y_pred)
             return None, labels, embeddings, None
+        y_true, query, reference = self._checked(y_true, y_pred, ref_labels, ref_embeddings, self_index, ref_mask)
+        return self._relation(y_true, ref_labels, self_index, reference, ref_mask), y_true, query, reference
+
+    def _checked(self, y_true, y_pred, ref_labels, ref_embeddings, self_index, ref_mask):
+        """Validated ``(y_true, query, reference)`` (``reference`` ``None``: the batch)."""
         query = check_embeddings(y_pred)
         if (ref_labels is None) != (ref_embeddings is None) and self.label_format != "relation":
             raise ValueError("Pass ref_labels and ref_embeddings together (or neither).")
-        if ref_embeddings is None and self_index is not None:
-            raise ValueError("self_index names rows of a reference: pass ref_embeddings (and ref_labels) with it.")
+        for given, what in ((self_index, "self_index"), (ref_mask, "ref_mask")):
+            if ref_embeddings is None and given is not None:
+                raise ValueError(f"{what} names rows of a reference: pass ref_embeddings (and ref_labels) with it.")
         reference = None if ref_embeddings is None else check_embeddings(ref_embeddings, "ref_embeddings")
         if reference is not None and query.shape[-1] is not None and reference.shape[-1] != query.shape[-1]:
             raise ValueError(
@@ -201,6 +241,32 @@ class InBatchLoss(keras.losses.Loss):
                 "y_true must be class labels (batch_size,) or (batch_size, 1), multi-hot labels "
                 f"(batch_size, num_labels) or a relation (label_format='relation'); got shape {tuple(y_true.shape)}."
             )
+        return y_true, query, reference
+
+    def _is_ids(self, y_true) -> bool:
+        rank = len(y_true.shape)
+        return self.label_format == "ids" or (
+            self.label_format == "auto" and (rank == 1 or (rank == 2 and y_true.shape[-1] == 1))
+        )
+
+    def _relation(self, y_true, ref_labels, self_index, reference, ref_mask) -> Relation:
+        """The :class:`~dmlkeras.mining.Relation` of the queries to the reference.
+
+        ``ref_mask`` ``(m,)``: reference rows that exist; the others are neither positives
+        nor negatives (class ids there are replaced by one below every id, so that the
+        miners' per-class tables do not count them either).
+        """
+        if ref_mask is not None:
+            ref_mask = ops.reshape(ops.cast(ops.convert_to_tensor(ref_mask), "bool"), (-1,))
+            if reference.shape[0] is not None and ref_mask.shape[0] not in (None, reference.shape[0]):
+                raise ValueError(
+                    f"ref_mask must have one entry per reference row ({reference.shape[0]}); "
+                    f"got shape {tuple(ref_mask.shape)}."
+                )
+            if ref_labels is not None and self._is_ids(y_true):
+                ref_labels = ops.reshape(ops.convert_to_tensor(ref_labels), (-1,))
+                below = ops.minimum(ops.min(y_true), ops.min(ref_labels)) - 1
+                ref_labels = ops.where(ref_mask, ref_labels, ops.cast(below, ref_labels.dtype))
         relation = label_relation(
             y_true,
             ref_labels,
@@ -213,7 +279,82 @@ class InBatchLoss(keras.losses.Loss):
                 f"The relation has {relation.positives.shape[1]} reference columns but ref_embeddings "
                 f"has {reference.shape[0]} rows."
             )
-        return relation, y_true, query, reference
+        if ref_mask is not None:
+            keep = ops.expand_dims(ref_mask, 0)
+            relation = Relation(
+                ops.logical_and(relation.positives, keep),
+                ops.logical_and(relation.negatives, keep),
+                relation.ids,
+                relation.ref_ids,
+                relation.self_index,
+                relation.labels_ok,
+            )
+        return relation
+
+    def _blocked_terms(self, y_true, query, ref_labels, reference, self_index, ref_mask):
+        """``(terms, labels_ok)`` of every query, computed ``block_size`` queries at a time.
+
+        The queries are padded to whole blocks (copies of the last row, dropped afterwards)
+        and mapped over with ``keras.ops.map``; each block runs under ``keras.remat``, so
+        the backward pass recomputes a block's ``(block_size, m)`` matrices instead of
+        keeping every block's. A block's relation is built inside it: no ``(n, m)`` mask
+        exists either. Without a reference the batch is the reference, and query ``i``'s
+        self is its row ``i``.
+        """
+        block = self.block_size
+        n = ops.shape(query)[0]
+        square = reference is None
+        full = query if square else reference
+        full_labels = ref_labels
+        if square and self.label_format != "relation":  # a relation's rows already name the columns
+            full_labels = y_true
+        if square:
+            self_index = ops.arange(n, dtype="int32")
+        elif self_index is None:
+            self_index = -ops.ones((n,), dtype="int32")
+        else:
+            self_index = ops.reshape(ops.cast(ops.convert_to_tensor(self_index), "int32"), (-1,))
+        position = ops.arange(((n + block - 1) // block) * block, dtype="int32")
+        real = position < n
+        rows = ops.minimum(position, n - 1)
+
+        def blocks(x):
+            x = ops.take(x, rows, axis=0)
+            return ops.reshape(x, (-1, block, *x.shape[1:]))
+
+        # Every argument of a rematerialised block is numeric: TensorFlow's recompute_grad
+        # differentiates with respect to each, and fails on booleans.
+        def numeric(x):
+            x = ops.convert_to_tensor(x)
+            return ops.cast(x, "int32") if x.dtype == "bool" else x
+
+        y_true = numeric(y_true)
+        full_labels = None if full_labels is None else numeric(full_labels)
+        ref_mask = None if ref_mask is None else ops.cast(ops.convert_to_tensor(ref_mask), "float32")
+        extras = [x for x in (full_labels, ref_mask) if x is not None]
+
+        def one_block(q, labels, own, keep, reference_rows, *given):
+            given = list(given)
+            block_ref_labels = given.pop(0) if full_labels is not None else None
+            block_ref_mask = given.pop(0) if ref_mask is not None else None
+            relation = self._relation(labels, block_ref_labels, own, reference_rows, block_ref_mask)
+            flat = []
+            for term in self.terms(relation, q, reference_rows):
+                flat.extend(ops.where(keep > 0.5, value, ops.zeros_like(value)) for value in term)
+            ok = ops.ones(()) if relation.labels_ok is None else ops.cast(relation.labels_ok, "float32")
+            return (*flat, ok)
+
+        rematerialised = keras.remat(one_block)
+        own_blocks = ops.reshape(ops.where(real, ops.take(self_index, rows), -1), (-1, block))
+        real_blocks = ops.reshape(ops.cast(real, "float32"), (-1, block))
+        outputs = ops.map(
+            lambda args: rematerialised(*args, full, *extras),
+            (blocks(query), blocks(y_true), own_blocks, real_blocks),
+        )
+        values = [ops.reshape(x, (-1,))[:n] for x in outputs[:-1]]
+        terms = [reducers_module.Terms(*values[i : i + 3]) for i in range(0, len(values), 3)]
+        labels_ok = ops.min(outputs[-1]) > 0.5
+        return terms, labels_ok
 
     def _weights(self, sample_weight: Tensor | None, query: Tensor) -> Tensor | None:
         if sample_weight is None:
@@ -264,6 +405,7 @@ class InBatchLoss(keras.losses.Loss):
         ref_labels: Tensor | None = None,
         ref_embeddings: Tensor | None = None,
         self_index: Tensor | None = None,
+        ref_mask: Tensor | None = None,
     ) -> Tensor:
         """The loss of a batch, optionally against a reference set.
 
@@ -279,19 +421,35 @@ class InBatchLoss(keras.losses.Loss):
             ``ref_labels`` is ``None``.
         self_index : int tensor of shape (n,), optional
             With a reference: the reference row that is each query (-1: none; default none).
+        ref_mask : bool tensor of shape (m,), optional
+            With a reference: the rows that exist (default all); the others are neither
+            positives nor negatives of any query (the empty slots of a memory).
         """
         with keras.name_scope(self.name):
-            relation, labels, query, reference = self._inputs(y_true, y_pred, ref_labels, ref_embeddings, self_index)
+            return self._loss(y_true, y_pred, sample_weight, ref_labels, ref_embeddings, self_index, ref_mask, "auto")
+
+    def _loss(self, y_true, y_pred, sample_weight, ref_labels, ref_embeddings, self_index, ref_mask, reduction):
+        if type(self).terms is InBatchLoss.terms or self.block_size is None:
+            relation, labels, query, reference = self._inputs(
+                y_true, y_pred, ref_labels, ref_embeddings, self_index, ref_mask
+            )
             if relation is None:
                 value = self.compute(labels, query)
                 return value if sample_weight is None else value * ops.mean(as_float32(sample_weight))
-            weights = self._weights(sample_weight, query)
-            return self._reduce(self.terms(relation, query, reference), weights, relation, query, reference)
+            terms = self.terms(relation, query, reference)
+        else:
+            y_true, query, reference = self._checked(y_true, y_pred, ref_labels, ref_embeddings, self_index, ref_mask)
+            if query.shape[0] is not None and query.shape[0] <= self.block_size:  # one block: the plain loss
+                relation = self._relation(y_true, ref_labels, self_index, reference, ref_mask)
+                terms = self.terms(relation, query, reference)
+            else:
+                terms, labels_ok = self._blocked_terms(y_true, query, ref_labels, reference, self_index, ref_mask)
+                relation = Relation(None, None, labels_ok=labels_ok)
+        return self._reduce(terms, self._weights(sample_weight, query), relation, query, reference, reduction)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         """Per-query values with a Keras mask of the queries that count (``reduction="none"``)."""
-        relation, _, query, reference = self._inputs(y_true, y_pred, None, None, None)
-        return self._reduce(self.terms(relation, query, reference), None, relation, query, reference, "none")
+        return self._loss(y_true, y_pred, None, None, None, None, None, "none")
 
     def get_config(self) -> dict:
         config = {**super().get_config(), "distance": distances_module.serialize(self.distance)}
@@ -301,6 +459,8 @@ class InBatchLoss(keras.losses.Loss):
             config["reducer"] = keras.saving.serialize_keras_object(self._reducer_arg)
         if self.label_format != "auto":
             config["label_format"] = self.label_format
+        if self.block_size is not None:
+            config["block_size"] = self.block_size
         return config
 
     @classmethod

@@ -121,6 +121,8 @@ class LiftedStructureLoss(InBatchLoss):
     0.0491
     """
 
+    blockable = False  # a pair's second end takes its negatives among the queries
+
     def __init__(
         self,
         margin: float = 1.0,

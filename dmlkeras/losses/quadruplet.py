@@ -146,6 +146,8 @@ class QuadrupletLoss(InBatchLoss):
     1.625
     """
 
+    blockable = False  # with a reference, its negative pairs need the (m, m) reference distances
+
     def __init__(
         self,
         margin_pos: float = 1.0,

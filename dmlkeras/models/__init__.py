@@ -10,6 +10,8 @@
   and :func:`get_embedding_model`, which recovers the tower after training;
 * :mod:`dmlkeras.models.ssl` -- :func:`build_ssl_model`, the two-view models
   of self-supervised training (SimCLR, Barlow Twins, VICReg, SimSiam).
+* :mod:`dmlkeras.models.memory` -- :class:`CrossBatchMemory`, a tower trained
+  against a memory of earlier batches (cross-batch memory).
 
 Text towers live in :mod:`dmlkeras.text`; their names
 (:func:`build_text_encoder`, :class:`WeightedBagOfWords`, :func:`idf_weights`,
@@ -25,6 +27,7 @@ import importlib
 from typing import Any
 
 from dmlkeras.models.layers import L2Normalize, PairDistance, Stack
+from dmlkeras.models.memory import CrossBatchMemory
 from dmlkeras.models.ssl import build_ssl_model
 from dmlkeras.models.towers import BACKBONES, build_embedding_model
 from dmlkeras.models.tuples import (
@@ -49,6 +52,7 @@ _TEXT_NAMES = (
 
 __all__ = [
     "BACKBONES",
+    "CrossBatchMemory",
     "L2Normalize",
     "MaskedGlobalPooling1D",
     "PairDistance",
