@@ -155,7 +155,7 @@ def retrieval_metrics(
     items. ``n_jobs`` threads search blocks at once, each with one BLAS
     thread, so that the selection (which NumPy runs on one core) uses every
     core as the product does. Memory is bounded by the blocks (about
-    150 MiB per thread), whatever the number of embeddings.
+    100 to 150 MiB per thread), whatever the number of embeddings.
 
     Parameters
     ----------
