@@ -195,7 +195,7 @@ def _global_loss(loss: InBatchLoss, context, y_true, y_pred, sample_weight) -> T
     replicas = context.num_replicas_in_sync
     if isinstance(loss, WHOLE_BATCH_LOSSES) or type(loss).terms is InBatchLoss.terms:
         value = loss(ref_labels, reference, sample_weight=None if weights is None else ref_weights)
-        return value / replicas
+        return value / replicas if loss.reduction == "sum" else value  # a mean is already divided by R
     sizes = context.all_gather(local_size, axis=0)
     offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
     self_index = offset + tf.range(local_size[0])

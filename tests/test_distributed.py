@@ -152,7 +152,17 @@ if R == 2:  # an epoch's last batch may split unevenly: 9 and 7 rows
 # Without the wrapper: each replica mines its slice alone.
 (value, grads), = single([(losses.get("triplet-semihard"), False)])
 (values, plain_grads), = replicated([(losses.get("triplet-semihard"), False)])
-out["plain"] = {"single": value, "replicas": values, "grad_error": max_error(grads, plain_grads)}
+# Each replica's plain loss is its slice's mean divided by R (as keras.losses.Loss scales it), so Keras
+# reports the mean of the slices' losses and sums the gradients of their mean.
+plain = losses.get("triplet-semihard")
+model = tower(keras)
+slices = np.split(np.arange(N), R)
+with tf.GradientTape() as tape:
+    local = [plain(y[s], model(x[s])) for s in slices]
+    mean_of_slices = sum(local) / R
+out["plain"] = {"single": value, "replicas": values, "grad_error": max_error(grads, plain_grads),
+                "mean_of_slices": float(mean_of_slices), "reported": float(sum(values)),
+                "slice_grad_error": max_error(tape.gradient(mean_of_slices, model.trainable_weights), plain_grads)}
 
 # ClassBalancedBatches(num_replicas=R): tf.distribute hands each replica whole classes.
 xs, ys = np.random.default_rng(1).normal(size=(64, 6)).astype("float32"), np.repeat(np.arange(8), 8).astype("int32")
@@ -200,6 +210,9 @@ def test_tensorflow_cross_replica_equals_one_device(replicas, names, weights):
         assert result["grad_error"] <= 1e-5 * max(1.0, result["grad_scale"]), (name, result)
     # The test can fail: without the wrapper the replicas mine their slices apart.
     assert out["plain"]["grad_error"] > 1e-3
+    # Without the wrapper a mean loss is still scaled as Keras' own losses are: no R-fold gradient.
+    np.testing.assert_allclose(out["plain"]["reported"], out["plain"]["mean_of_slices"], rtol=1e-5)
+    assert out["plain"]["slice_grad_error"] <= 1e-5
     assert out["slices_are_contiguous"]
     seen = [c for part in out["classes_per_replica"] for c in part]
     assert len(seen) == len(set(seen)) == 4  # whole classes: no class on two replicas

@@ -26,6 +26,7 @@ from typing import Any
 
 import keras
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution  # Keras' own; it has no public name
 
 from dmlkeras import distances as distances_module
 from dmlkeras import reducers as reducers_module
@@ -426,7 +427,12 @@ class InBatchLoss(keras.losses.Loss):
             positives nor negatives of any query (the empty slots of a memory).
         """
         with keras.name_scope(self.name):
-            return self._loss(y_true, y_pred, sample_weight, ref_labels, ref_embeddings, self_index, ref_mask, "auto")
+            value = self._loss(y_true, y_pred, sample_weight, ref_labels, ref_embeddings, self_index, ref_mask, "auto")
+        if self.reduction in (None, "none", "sum"):
+            return value
+        # As keras.losses.Loss does: under tf.distribute, Keras sums the replicas' losses and
+        # gradients, so a mean is divided by the number of replicas (a no-op elsewhere).
+        return scale_loss_for_distribution(value)
 
     def _loss(self, y_true, y_pred, sample_weight, ref_labels, ref_embeddings, self_index, ref_mask, reduction):
         if type(self).terms is InBatchLoss.terms or self.block_size is None:
