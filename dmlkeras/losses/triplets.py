@@ -17,6 +17,7 @@ from dmlkeras.mining import (
     active_triplet_counts,
     chosen_pairs,
     mined_triplets,
+    semihard_triplets,
     triplet_negative_distances,
 )
 from dmlkeras.reducers import Terms, element_terms
@@ -175,7 +176,10 @@ class TripletLoss(InBatchLoss):
         distances = self.distance.distance_matrix(query, reference)
         mined = self.mine(distances, relation, query)
         if mined is None and self.mining != "all":
-            positive, negative, valid = mined_triplets(distances, relation, self.mining)
+            if self.mining == "semi-hard":
+                positive, negative, valid = semihard_triplets(distances, relation)
+            else:
+                positive, negative, valid = mined_triplets(distances, relation, self.mining)
             return [element_terms(_hinge(positive - negative, self.margin, self.soft), valid)]
         if mined is not None and mined.triplet_negative is not None:
             negative = triplet_negative_distances(distances, mined, relation)
