@@ -7,8 +7,10 @@ from typing import Any
 import keras
 from keras import ops
 
+from dmlkeras import distances as distances_module
 from dmlkeras._validation import as_float32, check_float
-from dmlkeras.losses.base import InBatchLoss
+from dmlkeras.distances import paired_distances
+from dmlkeras.losses.base import InBatchLoss, get_distance
 from dmlkeras.mining import Miner, chosen_pairs
 from dmlkeras.reducers import element_terms
 
@@ -35,12 +37,17 @@ class ContrastiveLoss(keras.losses.Loss):
     ----------
     margin : float, default 1.0
         Dissimilar pairs closer than this are penalised.
+    distance : str, callable or Distance, default "euclidean"
+        How stacked pair embeddings are compared (as the in-batch losses'
+        ``distance=``; a similarity is used as its distance). Pair distances given
+        directly are used as they are.
 
     Notes
     -----
     ``y_true`` is ``(n,)`` with 1 for similar and 0 for dissimilar pairs;
     ``y_pred`` is ``(n,)`` pair distances, e.g. the output of
-    :func:`dmlkeras.models.build_siamese_model`.
+    :func:`dmlkeras.models.build_siamese_model`, or ``(n, 2, d)`` stacked
+    ``[left, right]`` embeddings, compared with ``distance``.
 
     Examples
     --------
@@ -50,11 +57,22 @@ class ContrastiveLoss(keras.losses.Loss):
     0.40625
     """
 
-    def __init__(self, margin: float = 1.0, name: str = "contrastive_loss", **kwargs: Any) -> None:
+    def __init__(
+        self, margin: float = 1.0, name: str = "contrastive_loss", distance: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.margin = check_float(margin, "margin", minimum=0.0)
+        self.distance = get_distance(distance)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        y_pred = as_float32(y_pred)
+        if len(y_pred.shape) == 3:
+            if y_pred.shape[1] != 2:
+                raise ValueError(
+                    "y_pred must be pair distances (batch_size,) or stacked [left, right] embeddings "
+                    f"(batch_size, 2, embedding_dim); got shape {tuple(y_pred.shape)}."
+                )
+            y_pred = paired_distances(y_pred[:, 0], y_pred[:, 1], self.distance)
         distances = _as_vector(y_pred, "y_pred (pair distances)")
         similar = _as_vector(y_true, "y_true (1 = similar, 0 = dissimilar)")
         if similar.shape[0] is not None and distances.shape[0] is not None and similar.shape[0] != distances.shape[0]:
@@ -66,7 +84,7 @@ class ContrastiveLoss(keras.losses.Loss):
         )
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "margin": self.margin}
+        return {**super().get_config(), "margin": self.margin, "distance": distances_module.serialize(self.distance)}
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
