@@ -17,13 +17,40 @@ from dmlkeras.reducers import element_terms
 Tensor = Any
 
 
-def _as_vector(x: Tensor, name: str) -> Tensor:
+def as_pair_vector(x: Tensor, name: str) -> Tensor:
+    """One float value per pair: ``(n,)`` or ``(n, 1)`` as ``(n,)``, else ``ValueError``."""
     x = as_float32(x)
     if len(x.shape) == 2 and x.shape[-1] == 1:
         x = ops.reshape(x, (-1,))
     if len(x.shape) != 1:
         raise ValueError(f"{name} must have shape (n,) or (n, 1); got shape {tuple(x.shape)}.")
     return x
+
+
+def pair_distances(y_pred: Tensor, distance: Any, what: str = "pair distances") -> Tensor:
+    """The ``(n,)`` pair distances of a pair loss's ``y_pred``.
+
+    ``y_pred`` is pair distances ``(n,)`` / ``(n, 1)``, used as they are, or stacked
+    ``[left, right]`` embeddings ``(n, 2, d)``, compared with ``distance``
+    (:func:`dmlkeras.distances.paired_distances`). ``what`` names the values in errors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> pairs = np.array([[[0.0, 0.0], [3.0, 4.0]]], "float32")
+    >>> keras.ops.convert_to_numpy(pair_distances(pairs, "euclidean"))
+    array([5.], dtype=float32)
+    """
+    y_pred = as_float32(y_pred)
+    if len(y_pred.shape) == 3:
+        if y_pred.shape[1] != 2:
+            raise ValueError(
+                f"y_pred must be {what} (batch_size,) or stacked [left, right] embeddings "
+                f"(batch_size, 2, embedding_dim); got shape {tuple(y_pred.shape)}."
+            )
+        return paired_distances(y_pred[:, 0], y_pred[:, 1], distance)
+    return as_pair_vector(y_pred, f"y_pred ({what}, or stacked pair embeddings (n, 2, d))")
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
@@ -65,16 +92,8 @@ class ContrastiveLoss(keras.losses.Loss):
         self.distance = get_distance(distance)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        y_pred = as_float32(y_pred)
-        if len(y_pred.shape) == 3:
-            if y_pred.shape[1] != 2:
-                raise ValueError(
-                    "y_pred must be pair distances (batch_size,) or stacked [left, right] embeddings "
-                    f"(batch_size, 2, embedding_dim); got shape {tuple(y_pred.shape)}."
-                )
-            y_pred = paired_distances(y_pred[:, 0], y_pred[:, 1], self.distance)
-        distances = _as_vector(y_pred, "y_pred (pair distances)")
-        similar = _as_vector(y_true, "y_true (1 = similar, 0 = dissimilar)")
+        distances = pair_distances(y_pred, self.distance)
+        similar = as_pair_vector(y_true, "y_true (1 = similar, 0 = dissimilar)")
         if similar.shape[0] is not None and distances.shape[0] is not None and similar.shape[0] != distances.shape[0]:
             raise ValueError(
                 f"y_true has {similar.shape[0]} pair labels but y_pred has {distances.shape[0]} distances."
