@@ -645,9 +645,10 @@ def semihard_triplets(distances: Tensor, labels: Tensor | Relation) -> tuple[Ten
     for k in range(int(slots)):
         slot_index, slot_valid = slot(k)
         slot_distance = ops.take_along_axis(stopped, slot_index[:, 1:], axis=1)
-        # max(d, -inf) = d, max(d, inf) = inf: a select without torch's where, which is ~10x slower
-        # than elementwise arithmetic on CPU when its mask is random (as this comparison is).
-        excluded = (0.5 - ops.cast(negative_distances > slot_distance, stopped.dtype)) * float("inf")
+        # max(d, -inf) = d, max(d, inf) = inf, with -+inf = (0.5 - [farther]) / 0: a select without
+        # torch's where, which is ~10x slower than arithmetic on CPU when its mask is random (as
+        # this comparison is), and with few (n, m) temporaries (each costs a fresh allocation).
+        excluded = ops.divide(0.5 - ops.cast(negative_distances > slot_distance, stopped.dtype), 0.0)
         farther = ops.maximum(negative_distances, excluded)
         closest = ops.cast(ops.argmin(farther, axis=1), "int32")
         found = ops.take_along_axis(farther, ops.expand_dims(closest, 1), axis=1)[:, 0] < float("inf")
