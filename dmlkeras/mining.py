@@ -27,7 +27,10 @@ batch-all included. The triplet miners loop over positive *slots*: in slot
 slots, so semi-hard and batch-all mining cost O(n m K) time; selection runs
 with gradients stopped and the chosen distances are gathered afterwards (with
 a custom gradient, an O(n) scatter-add per slot), so gradients are exact.
-Every output has a fixed shape, which XLA needs.
+Every output has a fixed shape, which XLA needs. On torch, which runs the
+loops eagerly in Python, each slot's columns are gathered directly under
+autograd instead (:func:`_eager_slot_loop`, :func:`semihard_triplets`): same
+triplets, values and gradients, fewer ``(n, m)`` passes.
 
 **Miners** (:class:`SemiHardMiner`, :class:`HardMiner`,
 :class:`AllTripletsMiner`, :class:`MultiSimilarityMiner`,
