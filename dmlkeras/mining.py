@@ -630,7 +630,7 @@ def semihard_triplets(distances: Tensor, labels: Tensor | Relation) -> tuple[Ten
     >>> positive, negative, valid = semihard_triplets(d, np.array([0, 0, 1, 1]))
     >>> p, n, v = (keras.ops.convert_to_numpy(t) for t in (positive, negative, valid))
     >>> sorted(zip(p[v].tolist(), n[v].tolist()))  # (d_ap, d_an) of the four triplets
-    [(1.0, 0.5), (1.0, 2.0), (1.0, 3.0), (1.0, 3.0)]
+    [(1.0, 2.0), (1.0, 2.0), (1.0, 3.0), (1.0, 3.0)]
     """
     distances = ops.convert_to_tensor(distances)
     relation = _as_relation(labels)
