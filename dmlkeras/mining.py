@@ -27,7 +27,10 @@ batch-all included. The triplet miners loop over positive *slots*: in slot
 slots, so semi-hard and batch-all mining cost O(n m K) time; selection runs
 with gradients stopped and the chosen distances are gathered afterwards (with
 a custom gradient, an O(n) scatter-add per slot), so gradients are exact.
-Every output has a fixed shape, which XLA needs.
+Every output has a fixed shape, which XLA needs. On torch, which runs the
+loops eagerly in Python, each slot's columns are gathered directly under
+autograd instead (:func:`_eager_slot_loop`, :func:`semihard_triplets`): same
+triplets, values and gradients, fewer ``(n, m)`` passes.
 
 **Miners** (:class:`SemiHardMiner`, :class:`HardMiner`,
 :class:`AllTripletsMiner`, :class:`MultiSimilarityMiner`,
@@ -207,7 +210,7 @@ def label_relation(
             ids = ref_ids = labels_ok = None
     n, m = ops.shape(same)[0], ops.shape(same)[1]
     if square:
-        is_self = ops.cast(ops.eye(n, m), "bool")
+        is_self = ops.equal(ops.expand_dims(ops.arange(n, dtype="int32"), 1), ops.expand_dims(ops.arange(m, dtype="int32"), 0))
         self_index = None
     else:
         if self_index is None:
@@ -351,6 +354,8 @@ def _id_slots(ids: Tensor, ref_ids: Tensor, self_index: Tensor | None, positives
     Built with a few ``(n, m)`` row sums and a scatter: no ``(n, m)``
     cumulative sum or sort, which are slow on XLA CPU.
     """
+    if self_index is None and _eager_slot_loop():
+        return _sorted_id_slots(ids)
     if self_index is None:  # the reference is the batch: self is the diagonal
         same = same_label_mask(ids)
         index = ops.arange(ops.shape(ids)[0], dtype="int32")
@@ -363,7 +368,7 @@ def _id_slots(ids: Tensor, ref_ids: Tensor, self_index: Tensor | None, positives
         start = ops.sum(ops.cast(ops.less(ops.expand_dims(ids, 0), ops.expand_dims(ids, 1)), "int32"), axis=1)
         # A permutation, so a scatter-update (vectorised on every backend; ops.scatter loops in Python on torch).
         members = ops.scatter_update(ops.zeros_like(index), ops.expand_dims(start + occurrence, 1), index)
-        return ops.max(count) - 1, functools.partial(_square_id_slot, (members, start, occurrence, count, index))
+        return _square_slots(members, start, occurrence, count)
 
     # A separate reference: group its rows by class with one 1-D sort (O(m log m), no (m, m)
     # table, so that a block of queries against a large reference stays O(n m)).
@@ -411,6 +416,28 @@ def _mask_slot(tables, k):
     return ops.stack([query_index, column], axis=1), k < count
 
 
+def _sorted_id_slots(ids: Tensor):
+    """The square-batch tables of :func:`_id_slots` from one stable sort of the ``n`` ids.
+
+    ``members`` is the stable order of the ids, and ``start``, ``count`` and ``occurrence``
+    come from binary searches in the sorted ids: O(n log n), no ``(n, n)`` pass (on torch
+    each of those is a separate eager kernel). The same tables, the same slots.
+    """
+    index = ops.arange(ops.shape(ids)[0], dtype="int32")
+    members = ops.cast(ops.argsort(ids), "int32")  # stable on torch: index order within a class
+    ordered = ops.take(ids, members)
+    start = ops.cast(ops.searchsorted(ordered, ids, side="left"), "int32")
+    count = ops.cast(ops.searchsorted(ordered, ids, side="right"), "int32") - start
+    position = ops.scatter_update(ops.zeros_like(index), ops.expand_dims(members, 1), index)
+    return _square_slots(members, start, position - start, count)
+
+
+def _square_slots(members: Tensor, start: Tensor, occurrence: Tensor, count: Tensor):
+    """``(slots, slot)`` of a square batch from its class tables (see :func:`_id_slots`)."""
+    index = ops.arange(ops.shape(members)[0], dtype="int32")
+    return ops.max(count) - 1, functools.partial(_square_id_slot, (members, start, occurrence, count, index))
+
+
 def _mask_slots(positives: Tensor):
     """The slot tables of :func:`_id_slots` for any positive mask (multi-hot labels, relations).
 
@@ -422,6 +449,20 @@ def _mask_slots(positives: Tensor):
     count = ops.sum(ops.cast(positives, "int32"), axis=1)
     query_index = ops.arange(ops.shape(positives)[0], dtype="int32")
     return ops.max(count), functools.partial(_mask_slot, (order, count, query_index))
+
+
+def _eager_slot_loop() -> bool:
+    """Whether the slot loops run as plain Python loops under autograd (the torch backend).
+
+    On JAX and TensorFlow ``fori_loop`` with a data-dependent trip count is traced into a
+    while loop, which reverse-mode autodiff cannot differentiate: there a loop only
+    *selects* (gradients stopped) and carries ``(n, m)`` tables, and the chosen values are
+    gathered afterwards (:func:`_take_chosen`). Torch runs ``fori_loop`` in Python, eagerly,
+    where each ``(n, m)`` op is a separate kernel call: there every slot's ``(n,)`` columns
+    are collected and gathered once, differentiably, and the ``(n, m)`` tables are skipped.
+    Both paths give the same values and gradients (``tests/test_mining.py`` runs both).
+    """
+    return keras.backend.backend() == "torch"
 
 
 def _over_positive_slots(distances: Tensor, positive_slots, body, init):
@@ -569,6 +610,75 @@ def semihard_negative(distances: Tensor, labels: Tensor | Relation) -> tuple[Ten
     return values, valid
 
 
+def semihard_triplets(distances: Tensor, labels: Tensor | Relation) -> tuple[Tensor, Tensor, Tensor]:
+    """The semi-hard triplets of :func:`semihard_negative`, one per query-positive pair, ready to reduce.
+
+    Parameters
+    ----------
+    distances : tensor of shape (n, m)
+        Any distance (negative values allowed, e.g. a negated similarity).
+    labels : labels (see :func:`label_relation`) or a :class:`Relation`
+
+    Returns
+    -------
+    positive, negative : tensors of shape (n, t)
+        ``d(a, p)`` and ``d(a, n)`` of the query's candidate triplets (gradients flow
+        into ``distances``).
+    valid : bool tensor of shape (n, t)
+        Which candidates are triplets (a positive pair whose query has a negative).
+
+    Notes
+    -----
+    Reduce over axis 1: the layout of the ``t`` candidates depends on the backend. On
+    JAX and TensorFlow ``t = m`` (entry ``[a, p]`` is the pair ``(a, p)``, as
+    :func:`mined_triplets`); on torch ``t`` is the number of positive slots (entry
+    ``[a, k]`` is the query's k-th positive), which spares the eager backend the
+    ``(n, m)`` tables. The triplets, their values and gradients are the same.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> d = np.array([[0., 1., 0.5, 2.], [1., 0., 3., 4.], [0.5, 3., 0., 1.], [2., 4., 1., 0.]], "float32")
+    >>> positive, negative, valid = semihard_triplets(d, np.array([0, 0, 1, 1]))
+    >>> p, n, v = (keras.ops.convert_to_numpy(t) for t in (positive, negative, valid))
+    >>> sorted(zip(p[v].tolist(), n[v].tolist()))  # (d_ap, d_an) of the four triplets
+    [(1.0, 2.0), (1.0, 2.0), (1.0, 3.0), (1.0, 3.0)]
+    """
+    distances = ops.convert_to_tensor(distances)
+    relation = _as_relation(labels)
+    if not _eager_slot_loop():
+        negative, valid = semihard_negative(distances, relation)
+        return distances, negative, valid
+    stopped = ops.stop_gradient(distances)
+    negatives = relation.negatives
+    negative_distances = ops.where(negatives, stopped, float("inf"))
+    # torch's argmin / argmax return the first column among equals, as _extreme_column does.
+    farthest = ops.cast(ops.argmax(ops.where(negatives, stopped, float("-inf")), axis=1), "int32")
+    has_negative = ops.any(negatives, axis=1)
+    slots, slot = relation.positive_slots()
+    columns, negative_columns, valid = [], [], []
+    for k in range(int(slots)):
+        slot_index, slot_valid = slot(k)
+        slot_distance = ops.take_along_axis(stopped, slot_index[:, 1:], axis=1)
+        # max(d, -inf) = d, max(d, inf) = inf, with -+inf = (0.5 - [farther]) / 0: a select without
+        # torch's where, which is ~10x slower than arithmetic on CPU when its mask is random (as
+        # this comparison is), and with few (n, m) temporaries (each costs a fresh allocation).
+        excluded = ops.divide(0.5 - ops.cast(negative_distances > slot_distance, stopped.dtype), 0.0)
+        farther = ops.maximum(negative_distances, excluded)
+        closest = ops.cast(ops.argmin(farther, axis=1), "int32")
+        found = ops.take_along_axis(farther, ops.expand_dims(closest, 1), axis=1)[:, 0] < float("inf")
+        columns.append(slot_index[:, 1])
+        negative_columns.append(ops.where(found, closest, farthest))
+        valid.append(ops.logical_and(slot_valid, has_negative))
+    if not columns:  # no query has a positive
+        empty = distances[:, :0]  # (n, 0), still part of the graph
+        return empty, empty, ops.cast(empty, "bool")
+    slot_count = len(columns)
+    chosen = ops.take_along_axis(distances, ops.stack(columns + negative_columns, axis=1), axis=1)
+    return chosen[:, :slot_count], chosen[:, slot_count:], ops.stack(valid, axis=1)
+
+
 def mined_triplets(distances: Tensor, labels: Tensor | Relation, mining: str) -> tuple[Tensor, Tensor, Tensor]:
     """The query-positive and query-negative distances of the mined triplets.
 
@@ -665,16 +775,39 @@ def active_triplet_counts(
     else:
         weights = ops.stop_gradient(ops.cast(ops.convert_to_tensor(negative_weights), stopped.dtype))
 
-    def count(slot_index, slot_valid, slot_distance, carry):
-        per_positive, per_negative = carry
+    zeros = ops.zeros_like(stopped)
+
+    def active(slot_index, slot_valid, slot_distance):
+        """``[a, n]``: the weight of negative ``n`` if ``(a, slot positive, n)`` is active, else 0."""
         if positives is not None:
             slot_valid = ops.logical_and(slot_valid, ops.take_along_axis(positives, slot_index[:, 1:], axis=1)[:, 0])
-        has_slot = ops.cast(ops.expand_dims(slot_valid, 1), stopped.dtype)
-        active = ops.where(stopped < slot_distance + margin, weights * has_slot, ops.zeros_like(stopped))
-        per_positive = ops.scatter_update(per_positive, slot_index, ops.sum(active, axis=1))  # 0 off the positives
-        return per_positive, per_negative + active
+        # An empty slot gets the threshold -inf, so none of its triplets is active.
+        threshold = ops.where(ops.expand_dims(slot_valid, 1), slot_distance + margin, float("-inf"))
+        return weights * ops.cast(stopped < threshold, stopped.dtype)  # a product, not a select on a random mask
 
-    zeros = ops.zeros_like(stopped)
+    if _eager_slot_loop():  # one scatter of every slot's counts, not one (n, m) copy per slot
+        slots, slot = relation.positive_slots()
+        per_negative, indices, counts = zeros, [], []
+        for k in range(int(slots)):
+            slot_index, slot_valid = slot(k)
+            slot_active = active(slot_index, slot_valid, ops.take_along_axis(stopped, slot_index[:, 1:], axis=1))
+            indices.append(slot_index)
+            counts.append(ops.sum(slot_active, axis=1))
+            per_negative = per_negative + slot_active
+        if not indices:
+            return zeros, zeros
+        # Empty slots point at columns that are not positives, with a count of 0.
+        per_positive = ops.scatter_update(
+            zeros, ops.concatenate(indices, axis=0), ops.concatenate(counts, axis=0), reduction="add"
+        )
+        return per_positive, per_negative
+
+    def count(slot_index, slot_valid, slot_distance, carry):
+        per_positive, per_negative = carry
+        slot_active = active(slot_index, slot_valid, slot_distance)
+        per_positive = ops.scatter_update(per_positive, slot_index, ops.sum(slot_active, axis=1))  # 0 off the positives
+        return per_positive, per_negative + slot_active
+
     return _over_positive_slots(stopped, relation.positive_slots(), count, (zeros, zeros))
 
 

@@ -130,7 +130,9 @@ def masked_logsumexp(
         total = total + ops.exp(-shift)
         result = ops.log(total) + shift
     else:
-        empty = ops.logical_not(ops.any(mask, axis=axis, keepdims=True))
+        # The largest selected entry adds exp(0) = 1, so an empty slice is the only one with total 0
+        # (or whose entries are all -inf): no separate any() pass over the mask.
+        empty = total < 0.5
         result = ops.where(
             empty,
             float("-inf"),

@@ -435,3 +435,24 @@ def ref_mine(kind, d, pos, neg, **params):
         else:
             raise ValueError(kind)
     return mpos, mneg, weights, chosen
+
+
+def ref_npairs_tuple(labels, anchors, positives, similarity):
+    """tensorflow-addons' N-pairs on (anchor, positive) rows for a similarity ``f(u, v)``: loops."""
+    n = len(labels)
+    total = 0.0
+    for i in range(n):
+        logits = [similarity(anchors[i], positives[j]) for j in range(n)]
+        same = [j for j in range(n) if labels[j] == labels[i]]
+        log_norm = _log_weighted_sum_exp(logits)
+        total += -np.mean([logits[j] - log_norm for j in same])
+    return total / n
+
+
+def quadruplet_margin(quadruplets, margin_pos, margin_neg, metric):
+    """Mean over explicit quadruplets of the two hinge terms, by loops."""
+    values = []
+    for a, p, n1, n2 in quadruplets:
+        d_ap = distance(a, p, metric)
+        values.append(max(d_ap - distance(a, n1, metric) + margin_pos, 0.0) + max(d_ap - distance(n1, n2, metric) + margin_neg, 0.0))
+    return float(np.mean(values))

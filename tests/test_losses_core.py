@@ -330,3 +330,123 @@ def test_a_subclass_of_the_first_version_with_compute_still_works():
         MeanPositiveDistance()(np.array([0, 0]), np.zeros((2, 2)), ref_labels=np.array([0]), ref_embeddings=np.zeros((1, 2)))
     with pytest.raises(ValueError, match="self_index names rows of a reference"):
         TripletLoss()(np.array([0, 0]), np.zeros((2, 2)), self_index=np.array([0, 1]))
+
+
+# ----------------------------------------------------------------------------- functional forms and tuple losses
+
+
+def _cosine(u, v):
+    return 1.0 - R.distance(u, v, "cosine")
+
+
+FUNCTIONAL = {
+    "circle_loss": (
+        lambda **k: losses.circle_loss(margin=0.25, gamma=32.0, **k),
+        lambda s, d, pos, neg: R.ref_circle(s, pos, neg, 0.25, 32.0),
+        "cosine",
+    ),
+    "multi_similarity_loss": (
+        lambda **k: losses.multi_similarity_loss(alpha=2.0, beta=10.0, base=0.5, epsilon=0.3, **k),
+        lambda s, d, pos, neg: R.ref_multi_similarity(s, pos, neg, 2.0, 10.0, 0.5, 0.3),
+        "cosine",
+    ),
+    "supervised_contrastive_loss": (
+        lambda **k: losses.supervised_contrastive_loss(temperature=0.5, **k),
+        lambda s, d, pos, neg: R.ref_supcon(s, pos, neg, 0.5),
+        "cosine",
+    ),
+    "supervised_contrastive_loss/dot_product": (
+        lambda **k: losses.supervised_contrastive_loss(temperature=0.5, distance="dot_product", **k),
+        lambda s, d, pos, neg: R.ref_supcon(d, pos, neg, 0.5),  # d: the dot products here
+        "dot",
+    ),
+    "lifted_structure_loss": (
+        lambda **k: losses.lifted_structure_loss(margin=1.0, **k),
+        lambda s, d, pos, neg: R.ref_lifted(d, pos, neg, 1.0),
+        "euclidean",
+    ),
+    "lifted_structure_loss/manhattan": (
+        lambda **k: losses.lifted_structure_loss(margin=1.0, distance="manhattan", **k),
+        lambda s, d, pos, neg: R.ref_lifted(d, pos, neg, 1.0),
+        "manhattan",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONAL))
+@pytest.mark.parametrize("form", ["square", "reference"])
+def test_functional_forms_take_a_reference_and_a_distance(name, form):
+    function, reference, metric = FUNCTIONAL[name]
+    labels, x, ref_labels, ref, self_index = _reference_layout(3)
+    x, ref = 2.0 * x, 2.0 * ref  # off the unit sphere: dot products and distances differ from cosines
+    if form == "square":
+        kwargs, ref_labels, ref, self_index = {}, None, x, None
+    else:
+        kwargs = {"ref_labels": ref_labels, "ref_embeddings": ref, "self_index": self_index}
+        assert len(ref) != len(x)
+    pos, neg = R.relation(labels, ref_labels, self_index)
+    s = R.cosine_similarities(x, ref)
+    d = x.astype(np.float64) @ ref.T.astype(np.float64) if metric == "dot" else R.cross(x, ref, "euclidean" if metric == "cosine" else metric)
+    expected = reference(s, d, pos, neg)
+    value = float(to_numpy(function(labels=labels, embeddings=x, **kwargs)))
+    assert expected > 0
+    assert value == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+def test_npairs_loss_takes_a_distance():
+    rng = np.random.default_rng(4)
+    anchors, positives = rng.normal(size=(2, 6, 5)).astype("float32")
+    labels = np.array([0, 1, 2, 0, 3, 4])
+    for distance, similarity in ((None, lambda u, v: float(np.dot(u, v))), ("cosine_similarity", _cosine)):
+        expected = R.ref_npairs_tuple(labels, anchors, positives, similarity)
+        value = float(to_numpy(losses.npairs_loss(labels, anchors, positives, distance=distance)))
+        assert value == pytest.approx(expected, rel=1e-5)
+        tuple_loss = losses.NPairsTupleLoss(distance=distance)
+        assert float(to_numpy(tuple_loss(labels, np.stack([anchors, positives], axis=1)))) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "manhattan", "cosine"])
+def test_tuple_losses_take_a_distance_and_keep_metric(distance):
+    from dmlkeras import distances
+
+    rng = np.random.default_rng(5)
+    triplets = rng.normal(size=(6, 3, 4)).astype("float32")
+    quadruplets = rng.normal(size=(6, 4, 4)).astype("float32")
+    zeros = np.zeros(6)
+    expected = R.triplet_margin(triplets, 0.5, distance, soft=False)
+    for loss in (
+        losses.TripletMarginLoss(margin=0.5, distance=distance),
+        losses.TripletMarginLoss(margin=0.5, distance=distances.get(distance)),
+        losses.TripletMarginLoss(margin=0.5, metric=distance),
+    ):
+        assert loss.metric == distance
+        assert float(to_numpy(loss(zeros, triplets))) == pytest.approx(expected, rel=1e-5)
+        reloaded = losses.TripletMarginLoss.from_config(loss.get_config())
+        assert float(to_numpy(reloaded(zeros, triplets))) == pytest.approx(expected, rel=1e-5)
+    expected = R.quadruplet_margin(quadruplets, 1.0, 0.5, distance)
+    for loss in (losses.QuadrupletMarginLoss(distance=distance), losses.QuadrupletMarginLoss(metric=distance)):
+        assert float(to_numpy(loss(zeros, quadruplets))) == pytest.approx(expected, rel=1e-5)
+        reloaded = losses.QuadrupletMarginLoss.from_config(loss.get_config())
+        assert float(to_numpy(reloaded(zeros, quadruplets))) == pytest.approx(expected, rel=1e-5)
+    pairs, similar = triplets[:, :2], np.array([1.0, 0.0] * 3)
+    paired = np.array([R.distance(a, b, distance) for a, b in pairs])
+    loss = losses.ContrastiveLoss(margin=1.0, distance=distance)
+    expected = R.contrastive(similar, paired, 1.0)
+    assert float(to_numpy(loss(similar, pairs))) == pytest.approx(expected, rel=1e-5)
+    assert float(to_numpy(loss(similar, paired.astype("float32")))) == pytest.approx(expected, rel=1e-5)  # distances as given
+    assert float(to_numpy(losses.ContrastiveLoss.from_config(loss.get_config())(similar, pairs))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_tuple_losses_refuse_two_distances_and_load_first_version_configs():
+    with pytest.raises(ValueError, match="not both"):
+        losses.TripletMarginLoss(distance="cosine", metric="euclidean")
+    with pytest.raises(ValueError, match="Unknown metric"):
+        losses.QuadrupletMarginLoss(metric="nope")
+    with pytest.raises(ValueError, match=r"\(batch_size, 2, embedding_dim\)"):
+        losses.ContrastiveLoss()(np.zeros(2), np.zeros((2, 3, 4), "float32"))
+    old = {"name": "triplet_margin_loss", "reduction": "sum_over_batch_size", "margin": 1.0, "metric": "cosine", "soft": False}
+    assert losses.TripletMarginLoss.from_config(old).metric == "cosine"
+    old = {"name": "quadruplet_margin_loss", "reduction": "sum_over_batch_size", "margin_pos": 1.0, "margin_neg": 0.5,
+           "metric": "squared_euclidean"}
+    assert losses.QuadrupletMarginLoss.from_config(old).metric == "squared_euclidean"
+    assert losses.ContrastiveLoss.from_config({"name": "c", "reduction": "sum_over_batch_size", "margin": 1.0}).distance.name == "euclidean"

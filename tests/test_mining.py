@@ -3,7 +3,7 @@ import itertools
 import keras
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dmlkeras.mining import (
@@ -324,3 +324,98 @@ def test_miners_serialise_and_validate():
         get_miner("easy")
     with pytest.raises(ValueError, match="embedding dimension"):
         DistanceWeightedMiner()(np.zeros((2, 2), "float32"), np.array([0, 1]))
+
+
+# ----------------------------------------------------------------------------- the two slot-loop paths
+# mining._eager_slot_loop() picks the path: torch gathers every slot's values in a Python loop
+# under autograd; JAX and TensorFlow select in a traced loop and gather afterwards. Both must
+# give the same triplets, values and gradients. The eager path needs a concrete slot count, so
+# it runs here on torch and on eager TensorFlow (under jax.grad the count is traced).
+SLOT_PATHS = (False,) if keras.backend.backend() == "jax" else (False, True)
+
+
+def _signed_distances(n, seed, ties):
+    """An (n, n) matrix with negative entries (a negated similarity); with ``ties``, repeated values."""
+    d = np.random.default_rng(seed).normal(size=(n, n)).astype("float32")
+    return np.round(d * 2) / 2 if ties else d
+
+
+def _semihard_loop_gradient(d, labels, margin):
+    """d/dD of the sum over semi-hard triplets of max(d_ap - d_an + margin, 0), by loops (first column among equals)."""
+    n = len(labels)
+    grad = np.zeros((n, n))
+    for a in range(n):
+        negatives = [k for k in range(n) if labels[k] != labels[a]]
+        if not negatives:
+            continue
+        for p in range(n):
+            if p == a or labels[p] != labels[a]:
+                continue
+            farther = [k for k in negatives if d[a, k] > d[a, p]]
+            chosen = min(farther, key=lambda k: (d[a, k], k)) if farther else min(negatives, key=lambda k: (-d[a, k], k))
+            if d[a, p] - d[a, chosen] + margin > 0:
+                grad[a, p] += 1.0
+                grad[a, chosen] -= 1.0
+    return grad
+
+
+@pytest.mark.parametrize("eager", SLOT_PATHS, ids=lambda e: "eager-slots" if e else "traced-slots")
+@settings(max_examples=15, deadline=None)
+@given(labels=labels_strategy, seed=st.integers(0, 1000), ties=st.booleans())
+def test_slot_paths_give_the_loop_triplets_on_signed_distances(eager, labels, seed, ties):
+    import dmlkeras.mining as mining
+    from dmlkeras.mining import semihard_triplets
+
+    # The eager path breaks ties by torch's argmin (the first column); TensorFlow's does not promise that.
+    assume(not (eager and ties and keras.backend.backend() != "torch"))
+    labels = np.array(labels)
+    n, margin = len(labels), 0.5
+    d = _signed_distances(n, seed, ties)
+    pos, neg = ref.relation(labels)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mining, "_eager_slot_loop", lambda: eager)
+
+        def semihard_sum(x):
+            positive, negative, valid = semihard_triplets(x * 1, labels)
+            hinge = keras.ops.relu(positive - negative + margin)
+            return keras.ops.sum(keras.ops.where(valid, hinge, keras.ops.zeros_like(hinge))), keras.ops.sum(
+                keras.ops.cast(valid, "float32")
+            )
+
+        total, count = map(to_numpy, semihard_sum(d))
+        _, grad = value_and_grad(lambda x: semihard_sum(x)[0], d)
+        per_positive, per_negative = map(to_numpy, active_triplet_counts(d, labels, margin))
+    assert count == (pos & neg.any(axis=1, keepdims=True)).sum()
+    expected = ref.ref_triplet(d.astype(np.float64), pos, neg, margin, "semi-hard") * count
+    np.testing.assert_allclose(total, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad, _semihard_loop_gradient(d, labels, margin), atol=1e-6)
+    expected_p, expected_n = np.zeros((n, n)), np.zeros((n, n))
+    for a, p, k in itertools.product(range(n), repeat=3):
+        if pos[a, p] and neg[a, k] and d[a, p] - d[a, k] + margin > 0:
+            expected_p[a, p] += 1
+            expected_n[a, k] += 1
+    np.testing.assert_array_equal(per_positive, expected_p)
+    np.testing.assert_array_equal(per_negative, expected_n)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="the eager slot path needs a concrete slot count")
+@pytest.mark.parametrize("mining_name", ["semi-hard", "all"])
+@pytest.mark.parametrize("distance", ["euclidean", "dot_product"])
+def test_triplet_loss_is_the_same_on_both_slot_paths(mining_name, distance):
+    import dmlkeras.mining as mining
+    from dmlkeras.losses import TripletLoss
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(24, 5)).astype("float32")
+    labels = rng.permutation(np.repeat(np.arange(6), 4))
+    multi_hot = np.eye(6, dtype="float32")[labels]  # the mask-slot tables
+    results = []
+    for eager in (False, True):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(mining, "_eager_slot_loop", lambda: eager)
+            loss = TripletLoss(margin=0.3, mining=mining_name, distance=distance)
+            results.append([value_and_grad(lambda v: loss(y, v), x) for y in (labels, multi_hot)])
+    for (value_a, grad_a), (value_b, grad_b) in zip(*results):
+        assert value_a > 0
+        np.testing.assert_allclose(value_b, value_a, rtol=1e-6)
+        np.testing.assert_allclose(grad_b, grad_a, rtol=1e-5, atol=1e-7)

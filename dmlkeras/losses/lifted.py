@@ -7,10 +7,10 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras._validation import check_float, check_labels_and_embeddings
-from dmlkeras.losses.base import InBatchLoss, get_distance
-from dmlkeras.mining import Miner, chosen_pairs, label_relation
-from dmlkeras.reducers import MeanReducer, element_terms, masked_logsumexp
+from dmlkeras._validation import check_float
+from dmlkeras.losses.base import InBatchLoss
+from dmlkeras.mining import Miner, chosen_pairs
+from dmlkeras.reducers import element_terms, masked_logsumexp
 
 Tensor = Any
 
@@ -46,7 +46,14 @@ def _lifted_terms(distances, positives, negatives, weights, margin: float, squar
 
 
 def lifted_structure_loss(
-    labels: Tensor, embeddings: Tensor, margin: float = 1.0, metric: str = "euclidean"
+    labels: Tensor,
+    embeddings: Tensor,
+    margin: float = 1.0,
+    metric: Any = None,
+    distance: Any = None,
+    ref_labels: Tensor | None = None,
+    ref_embeddings: Tensor | None = None,
+    self_index: Tensor | None = None,
 ) -> Tensor:
     """The smooth lifted structured loss of a labelled batch.
 
@@ -62,9 +69,13 @@ def lifted_structure_loss(
     labels : tensor of shape (n,)
     embeddings : tensor of shape (n, d)
     margin : float, default 1.0
-    metric : str, default "euclidean"
-        See :mod:`dmlkeras.distances`; tensorflow-addons uses the
-        (non-squared) Euclidean distance.
+    metric : str, optional
+        The older name of ``distance``.
+    distance : str, callable or Distance, optional
+        As the class's ``distance=`` (default "euclidean", the non-squared distance of tensorflow-addons).
+    ref_labels, ref_embeddings, self_index : optional
+        A reference set and, per query, its own row there (see
+        :meth:`dmlkeras.losses.InBatchLoss.__call__`); by default the batch itself.
 
     Returns
     -------
@@ -77,11 +88,8 @@ def lifted_structure_loss(
     >>> round(float(lifted_structure_loss(np.array([0, 0, 1]), x)), 4)
     0.0491
     """
-    labels, embeddings = check_labels_and_embeddings(labels, embeddings)
-    relation = label_relation(labels)
-    distances = get_distance(metric).distance_matrix(embeddings)
-    terms = _lifted_terms(distances, relation.positives, relation.negatives, None, margin, square=True)
-    return MeanReducer().reduce(terms)
+    loss = LiftedStructureLoss(margin=margin, distance=distance, metric=metric)
+    return loss(labels, embeddings, ref_labels=ref_labels, ref_embeddings=ref_embeddings, self_index=self_index)
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")

@@ -30,8 +30,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from dmlkeras import distances as distances_module
 from dmlkeras._validation import as_float32, check_float
-from dmlkeras.losses.base import InBatchLoss
+from dmlkeras.losses.base import InBatchLoss, get_distance
 from dmlkeras.mining import Miner, chosen_pairs, same_label_mask
 from dmlkeras.reducers import Terms, element_terms, masked_logsumexp
 
@@ -43,7 +44,9 @@ def _l2_penalty(*embeddings: Tensor) -> Tensor:
     return 0.25 * sum(ops.mean(ops.sum(ops.square(e), axis=-1)) for e in embeddings)
 
 
-def npairs_loss(labels: Tensor, anchors: Tensor, positives: Tensor, l2_reg: float = 0.0) -> Tensor:
+def npairs_loss(
+    labels: Tensor, anchors: Tensor, positives: Tensor, l2_reg: float = 0.0, distance: Any = None
+) -> Tensor:
     """N-pair loss of explicit (anchor, positive) rows, tensorflow-addons' form.
 
     With ``S = anchors @ positives^T`` and the target
@@ -60,6 +63,11 @@ def npairs_loss(labels: Tensor, anchors: Tensor, positives: Tensor, l2_reg: floa
         Weight of the embedding L2 penalty of tf.contrib's ``npairs_loss``
         (``reg_lambda``, 0.002 there); tensorflow-addons has none, so keep 0
         for parity with it.
+    distance : str, callable or Distance, default "dot_product"
+        Its similarity matrix between anchors and positives is used (Sohn's and
+        tensorflow-addons' dot product by default; e.g. ``"cosine_similarity"``).
+        The positives are the reference of the anchors already, so there is no
+        ``ref_embeddings``: for a batch against a memory use :class:`NPairsLoss`.
 
     Returns
     -------
@@ -94,7 +102,7 @@ def npairs_loss(labels: Tensor, anchors: Tensor, positives: Tensor, l2_reg: floa
         raise ValueError(
             f"labels must have shape (batch_size,) = ({anchors.shape[0]},); got {tuple(labels.shape)}."
         )
-    similarities = ops.matmul(anchors, ops.transpose(positives))
+    similarities = get_distance(distance, default="dot_product").similarity_matrix(anchors, positives)
     same = same_label_mask(labels)
     target = ops.cast(same, similarities.dtype)
     target = target / ops.sum(target, axis=1, keepdims=True)
@@ -119,6 +127,8 @@ class NPairsTupleLoss(keras.losses.Loss):
     ----------
     l2_reg : float, default 0.0
         See :func:`npairs_loss`.
+    distance : str, callable or Distance, default "dot_product"
+        See :func:`npairs_loss`.
 
     Notes
     -----
@@ -134,9 +144,12 @@ class NPairsTupleLoss(keras.losses.Loss):
     0.3133
     """
 
-    def __init__(self, l2_reg: float = 0.0, name: str = "npairs_tuple_loss", **kwargs: Any) -> None:
+    def __init__(
+        self, l2_reg: float = 0.0, name: str = "npairs_tuple_loss", distance: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.l2_reg = check_float(l2_reg, "l2_reg", minimum=0.0)
+        self.distance = get_distance(distance, default="dot_product")
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         y_pred = as_float32(y_pred)
@@ -145,10 +158,10 @@ class NPairsTupleLoss(keras.losses.Loss):
                 "y_pred must be stacked [anchor, positive] embeddings of shape "
                 f"(batch_size, 2, embedding_dim); got shape {tuple(y_pred.shape)}."
             )
-        return npairs_loss(y_true, y_pred[:, 0], y_pred[:, 1], self.l2_reg)
+        return npairs_loss(y_true, y_pred[:, 0], y_pred[:, 1], self.l2_reg, distance=self.distance)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "l2_reg": self.l2_reg}
+        return {**super().get_config(), "l2_reg": self.l2_reg, "distance": distances_module.serialize(self.distance)}
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")

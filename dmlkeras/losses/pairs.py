@@ -7,21 +7,50 @@ from typing import Any
 import keras
 from keras import ops
 
+from dmlkeras import distances as distances_module
 from dmlkeras._validation import as_float32, check_float
-from dmlkeras.losses.base import InBatchLoss
+from dmlkeras.distances import paired_distances
+from dmlkeras.losses.base import InBatchLoss, get_distance
 from dmlkeras.mining import Miner, chosen_pairs
 from dmlkeras.reducers import element_terms
 
 Tensor = Any
 
 
-def _as_vector(x: Tensor, name: str) -> Tensor:
+def as_pair_vector(x: Tensor, name: str) -> Tensor:
+    """One float value per pair: ``(n,)`` or ``(n, 1)`` as ``(n,)``, else ``ValueError``."""
     x = as_float32(x)
     if len(x.shape) == 2 and x.shape[-1] == 1:
         x = ops.reshape(x, (-1,))
     if len(x.shape) != 1:
         raise ValueError(f"{name} must have shape (n,) or (n, 1); got shape {tuple(x.shape)}.")
     return x
+
+
+def pair_distances(y_pred: Tensor, distance: Any, what: str = "pair distances") -> Tensor:
+    """The ``(n,)`` pair distances of a pair loss's ``y_pred``.
+
+    ``y_pred`` is pair distances ``(n,)`` / ``(n, 1)``, used as they are, or stacked
+    ``[left, right]`` embeddings ``(n, 2, d)``, compared with ``distance``
+    (:func:`dmlkeras.distances.paired_distances`). ``what`` names the values in errors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> pairs = np.array([[[0.0, 0.0], [3.0, 4.0]]], "float32")
+    >>> keras.ops.convert_to_numpy(pair_distances(pairs, "euclidean"))
+    array([5.], dtype=float32)
+    """
+    y_pred = as_float32(y_pred)
+    if len(y_pred.shape) == 3:
+        if y_pred.shape[1] != 2:
+            raise ValueError(
+                f"y_pred must be {what} (batch_size,) or stacked [left, right] embeddings "
+                f"(batch_size, 2, embedding_dim); got shape {tuple(y_pred.shape)}."
+            )
+        return paired_distances(y_pred[:, 0], y_pred[:, 1], distance)
+    return as_pair_vector(y_pred, f"y_pred ({what}, or stacked pair embeddings (n, 2, d))")
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
@@ -35,12 +64,17 @@ class ContrastiveLoss(keras.losses.Loss):
     ----------
     margin : float, default 1.0
         Dissimilar pairs closer than this are penalised.
+    distance : str, callable or Distance, default "euclidean"
+        How stacked pair embeddings are compared (as the in-batch losses'
+        ``distance=``; a similarity is used as its distance). Pair distances given
+        directly are used as they are.
 
     Notes
     -----
     ``y_true`` is ``(n,)`` with 1 for similar and 0 for dissimilar pairs;
     ``y_pred`` is ``(n,)`` pair distances, e.g. the output of
-    :func:`dmlkeras.models.build_siamese_model`.
+    :func:`dmlkeras.models.build_siamese_model`, or ``(n, 2, d)`` stacked
+    ``[left, right]`` embeddings, compared with ``distance``.
 
     Examples
     --------
@@ -50,13 +84,16 @@ class ContrastiveLoss(keras.losses.Loss):
     0.40625
     """
 
-    def __init__(self, margin: float = 1.0, name: str = "contrastive_loss", **kwargs: Any) -> None:
+    def __init__(
+        self, margin: float = 1.0, name: str = "contrastive_loss", distance: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.margin = check_float(margin, "margin", minimum=0.0)
+        self.distance = get_distance(distance)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        distances = _as_vector(y_pred, "y_pred (pair distances)")
-        similar = _as_vector(y_true, "y_true (1 = similar, 0 = dissimilar)")
+        distances = pair_distances(y_pred, self.distance)
+        similar = as_pair_vector(y_true, "y_true (1 = similar, 0 = dissimilar)")
         if similar.shape[0] is not None and distances.shape[0] is not None and similar.shape[0] != distances.shape[0]:
             raise ValueError(
                 f"y_true has {similar.shape[0]} pair labels but y_pred has {distances.shape[0]} distances."
@@ -66,7 +103,7 @@ class ContrastiveLoss(keras.losses.Loss):
         )
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "margin": self.margin}
+        return {**super().get_config(), "margin": self.margin, "distance": distances_module.serialize(self.distance)}
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")

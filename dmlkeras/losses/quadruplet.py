@@ -23,8 +23,9 @@ import keras
 from keras import ops
 
 from dmlkeras._validation import as_float32, check_float
-from dmlkeras.distances import paired_distances, resolve_metric
-from dmlkeras.losses.base import InBatchLoss
+from dmlkeras import distances as distances_module
+from dmlkeras.distances import paired_distances
+from dmlkeras.losses.base import InBatchLoss, get_distance
 from dmlkeras.mining import hardest_negative, hardest_negative_pair, hardest_positive
 from dmlkeras.reducers import element_terms
 
@@ -49,8 +50,9 @@ class QuadrupletMarginLoss(keras.losses.Loss):
         Margin of the triplet term (``alpha_1`` in the paper).
     margin_neg : float, default 0.5
         Margin of the negative-pair term (``alpha_2``, smaller than ``alpha_1``).
-    metric : str, default "euclidean"
-        See :mod:`dmlkeras.distances`.
+    distance : str, callable or Distance, default "euclidean"
+        As the in-batch losses' ``distance=`` (:mod:`dmlkeras.distances`); a similarity
+        is used as its distance. ``metric=`` is the older name.
 
     Notes
     -----
@@ -69,14 +71,20 @@ class QuadrupletMarginLoss(keras.losses.Loss):
         self,
         margin_pos: float = 1.0,
         margin_neg: float = 0.5,
-        metric: str = "euclidean",
+        metric: Any = None,
         name: str = "quadruplet_margin_loss",
+        distance: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
         self.margin_pos = check_float(margin_pos, "margin_pos", minimum=0.0)
         self.margin_neg = check_float(margin_neg, "margin_neg", minimum=0.0)
-        self.metric = resolve_metric(metric)
+        self.distance = get_distance(distance, metric)
+
+    @property
+    def metric(self) -> str:
+        """The distance's name (the older ``metric`` attribute)."""
+        return self.distance.name
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         y_pred = as_float32(y_pred)
@@ -86,9 +94,9 @@ class QuadrupletMarginLoss(keras.losses.Loss):
                 f"(batch_size, 4, embedding_dim); got shape {tuple(y_pred.shape)}."
             )
         anchor, positive, negative1, negative2 = y_pred[:, 0], y_pred[:, 1], y_pred[:, 2], y_pred[:, 3]
-        positive_distance = paired_distances(anchor, positive, self.metric)
-        triplet_term = ops.relu(positive_distance - paired_distances(anchor, negative1, self.metric) + self.margin_pos)
-        pair_term = ops.relu(positive_distance - paired_distances(negative1, negative2, self.metric) + self.margin_neg)
+        positive_distance = paired_distances(anchor, positive, self.distance)
+        triplet_term = ops.relu(positive_distance - paired_distances(anchor, negative1, self.distance) + self.margin_pos)
+        pair_term = ops.relu(positive_distance - paired_distances(negative1, negative2, self.distance) + self.margin_neg)
         return triplet_term + pair_term
 
     def get_config(self) -> dict:
@@ -96,7 +104,7 @@ class QuadrupletMarginLoss(keras.losses.Loss):
             **super().get_config(),
             "margin_pos": self.margin_pos,
             "margin_neg": self.margin_neg,
-            "metric": self.metric,
+            "distance": distances_module.serialize(self.distance),
         }
 
 

@@ -13,19 +13,11 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras.distances import as_float32, paired_distances
+from dmlkeras.losses.pairs import as_pair_vector, pair_distances
 
 Tensor = Any
 
 __all__ = ["CosineSimilarityLoss"]
-
-
-def _as_pair_vector(x: Tensor, name: str) -> Tensor:
-    if len(x.shape) == 2 and x.shape[-1] == 1:
-        x = ops.reshape(x, (-1,))
-    if len(x.shape) != 1:
-        raise ValueError(f"{name} must have shape (n,) or (n, 1); got shape {tuple(x.shape)}.")
-    return x
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
@@ -81,24 +73,8 @@ class CosineSimilarityLoss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        y_pred = as_float32(y_pred)
-        if len(y_pred.shape) == 3:
-            if y_pred.shape[1] != 2:
-                raise ValueError(
-                    "y_pred of rank 3 must be stacked pair embeddings of shape "
-                    f"(batch_size, 2, embedding_dim); got shape {tuple(y_pred.shape)}."
-                )
-            cosine_distances = paired_distances(y_pred[:, 0], y_pred[:, 1], metric="cosine")
-        elif len(y_pred.shape) in (1, 2):
-            cosine_distances = _as_pair_vector(
-                y_pred, "y_pred (cosine distances, or stacked pair embeddings (n, 2, d))"
-            )
-        else:
-            raise ValueError(
-                "y_pred must be cosine distances of shape (n,) or (n, 1), or stacked pair "
-                f"embeddings of shape (n, 2, d); got shape {tuple(y_pred.shape)}."
-            )
-        targets = _as_pair_vector(as_float32(y_true), "y_true (target cosine similarities)")
+        cosine_distances = pair_distances(y_pred, "cosine", what="cosine distances")
+        targets = as_pair_vector(y_true, "y_true (target cosine similarities)")
         n_targets, n_pairs = targets.shape[0], cosine_distances.shape[0]
         if n_targets is not None and n_pairs is not None and n_targets != n_pairs:
             raise ValueError(f"y_true has {n_targets} targets but y_pred has {n_pairs} pairs.")

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from dmlkeras._validation import check_float, check_labels_and_embeddings
+from dmlkeras._validation import check_float
 from dmlkeras.losses.base import InBatchLoss
 from dmlkeras.mining import Miner, chosen_pairs, multi_similarity_pairs
 from dmlkeras.reducers import element_terms, masked_logsumexp
@@ -52,6 +52,10 @@ def multi_similarity_loss(
     beta: float = 50.0,
     base: float = 0.5,
     epsilon: float = 0.1,
+    distance: Any = None,
+    ref_labels: Tensor | None = None,
+    ref_embeddings: Tensor | None = None,
+    self_index: Tensor | None = None,
 ) -> Tensor:
     """Multi-similarity loss of a labelled batch (Wang et al., CVPR 2019).
 
@@ -61,7 +65,18 @@ def multi_similarity_loss(
     ``l_a = 1/alpha log(1 + sum_{P'} exp(-alpha (s_ap - base))) + 1/beta log(1 + sum_{N'} exp(beta (s_an - base)))``
 
     if both ``P'`` and ``N'`` are non-empty, else 0; the loss is the mean of
-    ``l_a`` over *all* ``n`` anchors.
+    ``l_a`` over *all* ``n`` anchors. The value of :class:`MultiSimilarityLoss`.
+
+    Parameters
+    ----------
+    labels, embeddings : the batch, as ``y_true`` and ``y_pred`` of the class
+    alpha, beta, base, epsilon : float
+        See :class:`MultiSimilarityLoss`.
+    distance : str, callable or Distance, optional
+        As the class's ``distance=`` (default "cosine").
+    ref_labels, ref_embeddings, self_index : optional
+        A reference set and, per query, its own row there (see
+        :meth:`dmlkeras.losses.InBatchLoss.__call__`); by default the batch itself.
 
     Returns
     -------
@@ -74,9 +89,8 @@ def multi_similarity_loss(
     >>> round(float(multi_similarity_loss(np.array([0, 0, 1, 1]), x)), 4)
     0.6791
     """
-    return MultiSimilarityLoss(alpha=alpha, beta=beta, base=base, epsilon=epsilon).compute(
-        *check_labels_and_embeddings(labels, embeddings)
-    )
+    loss = MultiSimilarityLoss(alpha=alpha, beta=beta, base=base, epsilon=epsilon, distance=distance)
+    return loss(labels, embeddings, ref_labels=ref_labels, ref_embeddings=ref_embeddings, self_index=self_index)
 
 
 def _circle_logits(similarities, margin, gamma):
@@ -91,8 +105,23 @@ def circle_loss(
     margin: float = 0.25,
     gamma: float = 256.0,
     variant: str = "paper",
+    distance: Any = None,
+    ref_labels: Tensor | None = None,
+    ref_embeddings: Tensor | None = None,
+    self_index: Tensor | None = None,
 ) -> Tensor:
-    """Circle loss of a labelled batch (Sun et al., CVPR 2020); see :class:`CircleLoss`.
+    """Circle loss of a labelled batch (Sun et al., CVPR 2020): the value of :class:`CircleLoss`.
+
+    Parameters
+    ----------
+    labels, embeddings : the batch, as ``y_true`` and ``y_pred`` of the class
+    margin, gamma, variant :
+        See :class:`CircleLoss`.
+    distance : str, callable or Distance, optional
+        As the class's ``distance=`` (default "cosine"; circle needs a cosine similarity).
+    ref_labels, ref_embeddings, self_index : optional
+        A reference set and, per query, its own row there (see
+        :meth:`dmlkeras.losses.InBatchLoss.__call__`); by default the batch itself.
 
     Returns
     -------
@@ -105,9 +134,8 @@ def circle_loss(
     >>> round(float(circle_loss(np.array([0, 0, 1, 1]), x, margin=0.25, gamma=32)), 4)
     26.1057
     """
-    return CircleLoss(margin=margin, gamma=gamma, variant=variant).compute(
-        *check_labels_and_embeddings(labels, embeddings)
-    )
+    loss = CircleLoss(margin=margin, gamma=gamma, variant=variant, distance=distance)
+    return loss(labels, embeddings, ref_labels=ref_labels, ref_embeddings=ref_embeddings, self_index=self_index)
 
 
 def _circle_variant(variant: str) -> str:
@@ -119,14 +147,32 @@ def _circle_variant(variant: str) -> str:
     return name
 
 
-def supervised_contrastive_loss(labels: Tensor, embeddings: Tensor, temperature: float = 0.1) -> Tensor:
+def supervised_contrastive_loss(
+    labels: Tensor,
+    embeddings: Tensor,
+    temperature: float = 0.1,
+    distance: Any = None,
+    ref_labels: Tensor | None = None,
+    ref_embeddings: Tensor | None = None,
+    self_index: Tensor | None = None,
+) -> Tensor:
     """Supervised contrastive loss of a labelled batch (Khosla et al., NeurIPS 2020), L_out form.
 
     With ``z_ij = cos(x_i, x_j) / temperature``, ``A(i)`` every other sample
     and ``P(i)`` the positives of ``i``:
     ``l_i = -1/|P(i)| sum_{p in P(i)} (z_ip - log sum_{j in A(i)} exp z_ij)``;
     the loss is the mean of ``l_i`` over the anchors with a positive (0 when
-    none has one).
+    none has one). The value of :class:`SupervisedContrastiveLoss`.
+
+    Parameters
+    ----------
+    labels, embeddings : the batch, as ``y_true`` and ``y_pred`` of the class
+    temperature : float, default 0.1
+    distance : str, callable or Distance, optional
+        As the class's ``distance=`` (default "cosine").
+    ref_labels, ref_embeddings, self_index : optional
+        A reference set and, per query, its own row there (see
+        :meth:`dmlkeras.losses.InBatchLoss.__call__`); by default the batch itself.
 
     Returns
     -------
@@ -139,7 +185,8 @@ def supervised_contrastive_loss(labels: Tensor, embeddings: Tensor, temperature:
     >>> round(float(supervised_contrastive_loss(np.array([0, 0, 1, 1]), x, temperature=1.0)), 4)
     0.5514
     """
-    return SupervisedContrastiveLoss(temperature=temperature).compute(*check_labels_and_embeddings(labels, embeddings))
+    loss = SupervisedContrastiveLoss(temperature=temperature, distance=distance)
+    return loss(labels, embeddings, ref_labels=ref_labels, ref_embeddings=ref_embeddings, self_index=self_index)
 
 
 def mined_pairs(loss, relation, query, reference):

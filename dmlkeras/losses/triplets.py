@@ -8,8 +8,9 @@ import keras
 from keras import ops
 
 from dmlkeras._validation import as_float32, check_float
-from dmlkeras.distances import paired_distances, resolve_metric
-from dmlkeras.losses.base import InBatchLoss
+from dmlkeras import distances as distances_module
+from dmlkeras.distances import paired_distances
+from dmlkeras.losses.base import InBatchLoss, get_distance
 from dmlkeras.mining import (
     MINING,
     Miner,
@@ -17,6 +18,7 @@ from dmlkeras.mining import (
     active_triplet_counts,
     chosen_pairs,
     mined_triplets,
+    semihard_triplets,
     triplet_negative_distances,
 )
 from dmlkeras.reducers import Terms, element_terms
@@ -39,8 +41,9 @@ class TripletMarginLoss(keras.losses.Loss):
     Parameters
     ----------
     margin : float, default 1.0
-    metric : str, default "euclidean"
-        See :mod:`dmlkeras.distances`.
+    distance : str, callable or Distance, default "euclidean"
+        As the in-batch losses' ``distance=`` (:mod:`dmlkeras.distances`); a similarity
+        is used as its distance (e.g. ``1 - cos``). ``metric=`` is the older name.
     soft : bool, default False
         Use the soft-margin form (Hermans et al., 2017).
 
@@ -61,15 +64,21 @@ class TripletMarginLoss(keras.losses.Loss):
     def __init__(
         self,
         margin: float = 1.0,
-        metric: str = "euclidean",
+        metric: Any = None,
         soft: bool = False,
         name: str = "triplet_margin_loss",
+        distance: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
         self.margin = check_float(margin, "margin", minimum=0.0)
-        self.metric = resolve_metric(metric)
+        self.distance = get_distance(distance, metric)
         self.soft = bool(soft)
+
+    @property
+    def metric(self) -> str:
+        """The distance's name (the older ``metric`` attribute)."""
+        return self.distance.name
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         y_pred = as_float32(y_pred)
@@ -79,13 +88,18 @@ class TripletMarginLoss(keras.losses.Loss):
                 f"(batch_size, 3, embedding_dim); got shape {tuple(y_pred.shape)}."
             )
         anchor, positive, negative = y_pred[:, 0], y_pred[:, 1], y_pred[:, 2]
-        difference = paired_distances(anchor, positive, self.metric) - paired_distances(
-            anchor, negative, self.metric
+        difference = paired_distances(anchor, positive, self.distance) - paired_distances(
+            anchor, negative, self.distance
         )
         return _hinge(difference, self.margin, self.soft)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "margin": self.margin, "metric": self.metric, "soft": self.soft}
+        return {
+            **super().get_config(),
+            "margin": self.margin,
+            "distance": distances_module.serialize(self.distance),
+            "soft": self.soft,
+        }
 
 
 @keras.saving.register_keras_serializable(package="dmlkeras")
@@ -175,7 +189,10 @@ class TripletLoss(InBatchLoss):
         distances = self.distance.distance_matrix(query, reference)
         mined = self.mine(distances, relation, query)
         if mined is None and self.mining != "all":
-            positive, negative, valid = mined_triplets(distances, relation, self.mining)
+            if self.mining == "semi-hard":
+                positive, negative, valid = semihard_triplets(distances, relation)
+            else:
+                positive, negative, valid = mined_triplets(distances, relation, self.mining)
             return [element_terms(_hinge(positive - negative, self.margin, self.soft), valid)]
         if mined is not None and mined.triplet_negative is not None:
             negative = triplet_negative_distances(distances, mined, relation)
