@@ -27,11 +27,12 @@ from dmlkeras import (
     text,
     viz,
 )
-from dmlkeras.callbacks import CollapseMonitor, CollapseWarning, RetrievalEvaluation
+from dmlkeras.callbacks import CollapseMonitor, CollapseWarning, ProbeEvaluation, RetrievalEvaluation
 from dmlkeras.data import (
     ClassBalancedBatches,
     PairsDataset,
     TripletsDataset,
+    TwoViews,
     make_pair_indices,
     make_pairs,
     make_quadruplet_indices,
@@ -48,6 +49,8 @@ from dmlkeras.distances import (
 from dmlkeras.evaluation import (
     correlation_metrics,
     kfold_verification_accuracy,
+    knn_accuracy,
+    linear_probe_accuracy,
     ranking_metrics,
     retrieval_metrics,
     sampled_ranking_metrics,
@@ -74,10 +77,12 @@ from dmlkeras.metrics import (
     MeanPositiveDistance,
 )
 from dmlkeras.models import (
+    CrossBatchMemory,
     build_embedding_model,
     build_head_model,
     build_quadruplet_model,
     build_siamese_model,
+    build_ssl_model,
     build_triplet_model,
     get_embedding_model,
 )

@@ -1,7 +1,8 @@
 """Backend-specific behaviour: semi-hard mining equals a loop reference on every backend; clear errors off TensorFlow.
 
-``dmlkeras.mining`` has one path on every backend (``keras.ops`` only). On
-torch, NumPy inputs must become tensors before ``stop_gradient`` and
+``dmlkeras.mining`` uses ``keras.ops`` only; its slot loop has a traced path (JAX,
+TensorFlow) and an eager one that gathers each slot's columns under autograd
+(torch, ``mining._eager_slot_loop``). On torch, NumPy inputs must become tensors before ``stop_gradient`` and
 ``ops.scatter`` loops in Python, so the miners use vectorised scatter-updates;
 the public :func:`~dmlkeras.mining.semihard_negative` and
 :class:`~dmlkeras.mining.SemiHardMiner` are checked here against a loop-based

@@ -142,6 +142,12 @@ def test_block_size_is_serialised_and_one_block_is_the_plain_loss():
     assert float(to_numpy(again(y, x))) == float(to_numpy(losses.MultiSimilarityLoss()(y, x)))
 
 
+@pytest.mark.parametrize("cls", [losses.TripletSemiHardLoss, losses.TripletHardLoss, losses.TripletLoss])
+def test_block_size_survives_the_config_of_every_triplet_class(cls):
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cls(block_size=16)))
+    assert type(again) is cls and again.block_size == 16
+
+
 def test_blocked_loss_in_fit_and_evaluate():
     """Compiled (traced, with an unknown batch size on TensorFlow): same evaluation loss, and training lowers it."""
     x, y = _batch(n=96, d=8, classes=4)

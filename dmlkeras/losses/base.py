@@ -457,6 +457,10 @@ class InBatchLoss(keras.losses.Loss):
         """Per-query values with a Keras mask of the queries that count (``reduction="none"``)."""
         return self._loss(y_true, y_pred, None, None, None, None, None, "none")
 
+    def block_config(self) -> dict:
+        """``{"block_size": ...}`` when the loss is blocked (part of :meth:`get_config`)."""
+        return {} if self.block_size is None else {"block_size": self.block_size}
+
     def get_config(self) -> dict:
         config = {**super().get_config(), "distance": distances_module.serialize(self.distance)}
         if self.miner is not None:
@@ -465,8 +469,7 @@ class InBatchLoss(keras.losses.Loss):
             config["reducer"] = keras.saving.serialize_keras_object(self._reducer_arg)
         if self.label_format != "auto":
             config["label_format"] = self.label_format
-        if self.block_size is not None:
-            config["block_size"] = self.block_size
+        config.update(self.block_config())
         return config
 
     @classmethod

@@ -235,7 +235,7 @@ class TripletSemiHardLoss(TripletLoss):
         self.distance_metric = distance_metric
 
     def get_config(self) -> dict:
-        config = keras.losses.Loss.get_config(self)
+        config = {**keras.losses.Loss.get_config(self), **self.block_config()}
         return {**config, "margin": self.margin, "distance_metric": self.distance_metric}
 
 
@@ -263,5 +263,5 @@ class TripletHardLoss(TripletLoss):
         self.distance_metric = distance_metric
 
     def get_config(self) -> dict:
-        config = keras.losses.Loss.get_config(self)
+        config = {**keras.losses.Loss.get_config(self), **self.block_config()}
         return {**config, "margin": self.margin, "soft": self.soft, "distance_metric": self.distance_metric}
