@@ -159,10 +159,30 @@ def test_ntxent_views_refuse_a_reference_and_bad_shapes():
     views = _views()
     with pytest.raises(ValueError, match="sample ids"):
         NTXentLoss()(None, views, ref_embeddings=views[:, 0], ref_labels=np.arange(6))
+    with pytest.raises(ValueError, match="sample ids"):
+        NTXentLoss()(None, views, ref_mask=np.ones(6, bool))
     with pytest.raises(ValueError, match=r"\(batch_size, v, embedding_dim\) with v >= 2"):
         NTXentLoss()(None, views[:, :1])
     with pytest.raises(ValueError, match="temperature"):
         NTXentLoss(temperature=0.0)
+
+
+def test_ntxent_ref_mask_rows_are_absent_as_in_cross_batch_memory():
+    # CrossBatchMemory hands every in-batch loss a ref_mask of the slots that hold rows.
+    rng = np.random.default_rng(3)
+    x, kept, masked = (rng.normal(size=(k, 5)).astype("float32") for k in (6, 4, 3))
+    labels, kept_labels, masked_labels = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 2, 3]), np.array([0, 1, 2])
+    loss = NTXentLoss(temperature=0.5)
+    self_index = np.arange(6)
+    with_mask = loss(
+        labels, x, ref_labels=np.concatenate([labels, kept_labels, masked_labels]),
+        ref_embeddings=np.concatenate([x, kept, masked]), self_index=self_index,
+        ref_mask=np.array([True] * 10 + [False] * 3),
+    )
+    without = loss(labels, x, ref_labels=np.concatenate([labels, kept_labels]),
+                   ref_embeddings=np.concatenate([x, kept]), self_index=self_index)
+    np.testing.assert_allclose(float(to_numpy(with_mask)), float(to_numpy(without)), rtol=1e-6)
+    assert float(to_numpy(with_mask)) != pytest.approx(float(to_numpy(loss(labels, x))), rel=1e-3)
 
 
 # ----------------------------------------------------------------------------- Barlow, VICReg, SimSiam

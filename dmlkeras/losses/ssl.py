@@ -35,7 +35,7 @@ from dmlkeras.reducers import element_terms, masked_logsumexp
 
 Tensor = Any
 
-__all__ = ["BarlowTwinsLoss", "NTXentLoss", "SimSiamLoss", "VICRegLoss", "ViewLoss", "get_ssl", "ssl_names", "views_of"]
+__all__ = ["BarlowTwinsLoss", "NTXentLoss", "SimSiamLoss", "VICRegLoss", "ViewLoss", "check_ssl_method", "get_ssl", "ssl_names", "views_of"]
 
 
 def views_of(y_pred: Tensor, count: int | None = None, minimum_batch: int = 1) -> Tensor:
@@ -150,12 +150,14 @@ class NTXentLoss(SupervisedContrastiveLoss):
     def _per_sample(values: Tensor, count: int) -> Tensor:
         return ops.mean(ops.reshape(values, (-1, count)), axis=1)
 
-    def __call__(self, y_true, y_pred, sample_weight=None, ref_labels=None, ref_embeddings=None, self_index=None):
+    def __call__(
+        self, y_true, y_pred, sample_weight=None, ref_labels=None, ref_embeddings=None, self_index=None, ref_mask=None
+    ):
         if len(ops.shape(y_pred)) != 3:
-            return super().__call__(y_true, y_pred, sample_weight, ref_labels, ref_embeddings, self_index)
-        if ref_labels is not None or ref_embeddings is not None or self_index is not None:
+            return super().__call__(y_true, y_pred, sample_weight, ref_labels, ref_embeddings, self_index, ref_mask)
+        if any(x is not None for x in (ref_labels, ref_embeddings, self_index, ref_mask)):
             raise ValueError(
-                "A reference (ref_labels / ref_embeddings / self_index) needs the (N, embedding_dim) form with "
+                "A reference (ref_labels / ref_embeddings / self_index / ref_mask) needs the (N, embedding_dim) form with "
                 "sample ids as y_true; got y_pred of views (batch_size, v, embedding_dim)."
             )
         ids, flat, count = self._flat_views(y_pred)
@@ -399,6 +401,19 @@ def ssl_names() -> tuple:
     return tuple(_SSL_REGISTRY)
 
 
+def check_ssl_method(method: str) -> str:
+    """``method`` if it is one of :func:`ssl_names`, else ``ValueError`` listing them.
+
+    Examples
+    --------
+    >>> check_ssl_method("vicreg")
+    'vicreg'
+    """
+    if method not in _SSL_REGISTRY:
+        raise ValueError(f"Unknown self-supervised method {method!r}. Methods: {', '.join(_SSL_REGISTRY)}.")
+    return method
+
+
 def get_ssl(method: str, **overrides: Any) -> keras.losses.Loss:
     """A new loss of a self-supervised method, with its recommended settings (``overrides`` win).
 
@@ -414,7 +429,5 @@ def get_ssl(method: str, **overrides: Any) -> keras.losses.Loss:
     >>> get_ssl("vicreg", cov=2.0).cov
     2.0
     """
-    if method not in _SSL_REGISTRY:
-        raise ValueError(f"Unknown self-supervised method {method!r}. Methods: {', '.join(_SSL_REGISTRY)}.")
-    cls, settings = _SSL_REGISTRY[method]
+    cls, settings = _SSL_REGISTRY[check_ssl_method(method)]
     return cls(**{**settings, **overrides})

@@ -26,7 +26,7 @@ from typing import Any
 import keras
 
 from dmlkeras._validation import check_int
-from dmlkeras.losses.ssl import ssl_names
+from dmlkeras.losses.ssl import check_ssl_method
 from dmlkeras.models.layers import Stack
 from dmlkeras.models.tuples import check_tower, tower_inputs
 
@@ -120,8 +120,7 @@ def build_ssl_model(
     >>> get_embedding_model(model) is tower
     True
     """
-    if method not in ssl_names():
-        raise ValueError(f"Unknown self-supervised method {method!r}. Methods: {', '.join(ssl_names())}.")
+    check_ssl_method(method)
     check_tower(embedding_model)
     projection_dim = check_int(projection_dim, "projection_dim")
     hidden_dim = check_int(hidden_dim, "hidden_dim")
