@@ -44,7 +44,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
 from dmlkeras._validation import as_float32, check_embeddings
 from dmlkeras.losses import InBatchLoss, LiftedStructureLoss
@@ -200,15 +199,7 @@ def _global_loss(loss: InBatchLoss, context, y_true, y_pred, sample_weight) -> T
     offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
     self_index = offset + tf.range(local_size[0])
     relation = label_relation(labels, ref_labels, self_index=self_index, label_format=loss.label_format)
-    value = 0.0
-    for term in loss.terms(relation, query, reference):
-        term = Terms(*context.all_gather(list(term), axis=0))  # differentiable too
-        if loss.reduction == "sum":
-            values = loss.reducer.per_query(term)
-            value += ops.sum(values if weights is None else values * ref_weights)
-        else:
-            value += loss.reducer.reduce(term, None if weights is None else ref_weights)
-    value = ops.where(ops.all(ops.isfinite(reference)), value, float("nan"))  # NaN in, NaN out
-    if relation.labels_ok is not None:
-        value = ops.where(relation.labels_ok, value, float("nan"))
+    terms = [Terms(*context.all_gather(list(term), axis=0)) for term in loss.terms(relation, query, reference)]
+    # The global batch's terms (the gather is differentiable too), reduced as the loss reduces its own.
+    value = loss.reduce_terms(terms, None if weights is None else ref_weights, relation, reference, None)
     return value / replicas

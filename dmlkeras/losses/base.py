@@ -200,7 +200,7 @@ class InBatchLoss(keras.losses.Loss):
     def compute(self, labels: Tensor, embeddings: Tensor) -> Tensor:
         """The scalar loss of a validated batch (no reference, no weights)."""
         relation = label_relation(labels, label_format=self.label_format)
-        return self._reduce(self.terms(relation, embeddings, None), None, relation, embeddings, None, "mean")
+        return self.reduce_terms(self.terms(relation, embeddings, None), None, relation, embeddings, None, "mean")
 
     def mine(self, distances: Tensor, relation: Relation, query: Tensor):
         """The miner's :class:`~dmlkeras.mining.Mined` (``None`` without a miner)."""
@@ -373,7 +373,14 @@ class InBatchLoss(keras.losses.Loss):
             )
         return weights
 
-    def _reduce(self, terms, weights, relation, query, reference, reduction="auto") -> Tensor:
+    def reduce_terms(self, terms, weights, relation, query, reference, reduction="auto") -> Tensor:
+        """The loss of per-query ``terms``: the reducer's value (or Keras' ``reduction``).
+
+        ``weights`` are per-query sample weights (or ``None``); a NaN or Inf in ``query``
+        or ``reference`` gives NaN, and so do labels the relation marks invalid. Used by
+        :meth:`__call__` and by wrappers that gather terms first
+        (:func:`dmlkeras.distributed.cross_replica`).
+        """
         reducer = self.reducer
         reduction = self.reduction if reduction == "auto" else reduction
         if reduction in (None, "none", "sum"):
@@ -451,7 +458,7 @@ class InBatchLoss(keras.losses.Loss):
             else:
                 terms, labels_ok = self._blocked_terms(y_true, query, ref_labels, reference, self_index, ref_mask)
                 relation = Relation(None, None, labels_ok=labels_ok)
-        return self._reduce(terms, self._weights(sample_weight, query), relation, query, reference, reduction)
+        return self.reduce_terms(terms, self._weights(sample_weight, query), relation, query, reference, reduction)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         """Per-query values with a Keras mask of the queries that count (``reduction="none"``)."""
