@@ -53,6 +53,7 @@ __all__ = [
     "knn_accuracy",
     "linear_probe_accuracy",
     "label_subset",
+    "compare_runs",
 ]
 
 RETRIEVAL_METRICS = ("euclidean", "cosine", "dot")
@@ -1055,6 +1056,81 @@ def correlation_metrics(predicted: ArrayLike, gold: ArrayLike) -> dict[str, floa
         "pearson": float(stats.pearsonr(p, g).statistic),
         "spearman": float(stats.spearmanr(p, g).statistic),
     }
+
+
+def compare_runs(
+    runs: Any,
+    metric: str,
+    method: str = "method",
+    seed: str = "seed",
+    higher_is_better: bool = True,
+    ties_within: float = 2.0,
+) -> Any:
+    """Mean and standard error of a metric over seeds, and which methods tie with the best.
+
+    ``runs`` has one row per (method, seed). The best method has the best
+    mean; every method's gap to it is *paired* (the difference on the same
+    seed, i.e. the same batches and initial weights), and a method is tied
+    with the best when its mean gap is at most ``ties_within`` standard
+    errors of that gap (the standard error is ``std(ddof=1) / sqrt(n)``
+    over the seeds both have; NaN with one seed, when only the best itself
+    counts as tied).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame or mapping of columns
+        Columns ``method``, ``seed`` and ``metric``; each (method, seed) once.
+    metric : str
+        The column to compare.
+    method, seed : str, default "method", "seed"
+        Names of the method and seed columns.
+    higher_is_better : bool, default True
+        False for metrics where smaller is better (errors, times).
+    ties_within : float, default 2.0
+        Standard errors of the paired gap within which a method ties.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by method, best first: ``mean``, ``se``, ``n`` (seeds),
+        ``gap`` (best minus this method, oriented so that a positive gap
+        means worse), ``gap_se`` and ``tied`` (bool).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, a (method, seed) pair repeats, or
+        ``ties_within`` is negative.
+
+    Examples
+    --------
+    >>> runs = {"method": ["a", "a", "a", "b", "b", "b"], "seed": [0, 1, 2] * 2,
+    ...         "map": [0.50, 0.55, 0.60, 0.49, 0.53, 0.61]}
+    >>> table = compare_runs(runs, "map")
+    >>> table.index.tolist(), round(float(table.loc["b", "gap"]), 4), bool(table.loc["b", "tied"])
+    (['a', 'b'], 0.0067, True)
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    frame = pd.DataFrame(runs)
+    missing = [c for c in (method, seed, metric) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"runs must have the columns {method!r}, {seed!r} and {metric!r}; missing {missing}.")
+    if frame.duplicated([method, seed]).any():
+        raise ValueError(f"runs must have one row per ({method!r}, {seed!r}); some pairs repeat.")
+    ties_within = check_float(ties_within, "ties_within", minimum=0.0)
+    sign = 1.0 if higher_is_better else -1.0
+    values = frame.pivot(index=seed, columns=method, values=metric).astype(float)
+    n = values.notna().sum()
+    table = pd.DataFrame({"mean": values.mean(), "se": values.std(ddof=1) / np.sqrt(n), "n": n})
+    best = (sign * table["mean"]).idxmax()
+    gaps = sign * (values[[best]].to_numpy() - values)
+    table["gap"] = gaps.mean()
+    table["gap_se"] = gaps.std(ddof=1) / np.sqrt(gaps.notna().sum())
+    table["tied"] = (table["gap"] <= ties_within * table["gap_se"]) | (table.index == best)
+    table = table.sort_values("mean", ascending=not higher_is_better)
+    table.index.name = method
+    return table
 
 
 # ---------------------------------------------------------------- probes of a frozen embedding

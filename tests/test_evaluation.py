@@ -697,3 +697,63 @@ def test_roc_curve_points_and_verification_agree():
     m = verification_metrics(d, s)
     assert (m["roc_auc"], m["eer"]) == (roc.auc, roc.eer)
     assert 0.0 < roc.eer < 0.5
+
+
+# ---------------------------------------------------------------- compare_runs
+def _compare_runs_reference(runs, higher_is_better=True, ties_within=2.0):
+    """Plain loops: mean, s.e., paired gap to the best and the tie rule."""
+    methods = sorted({m for m, _, _ in runs})
+    values = {m: {s: v for mm, s, v in runs if mm == m} for m in methods}
+    sign = 1.0 if higher_is_better else -1.0
+    means = {m: sum(values[m].values()) / len(values[m]) for m in methods}
+    best = max(methods, key=lambda m: sign * means[m])
+    out = {}
+    for m in methods:
+        xs = list(values[m].values())
+        se = (sum((x - means[m]) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 / len(xs) ** 0.5
+        gaps = [sign * (values[best][s] - values[m][s]) for s in values[m] if s in values[best]]
+        gap = sum(gaps) / len(gaps)
+        gap_se = (sum((g - gap) ** 2 for g in gaps) / (len(gaps) - 1)) ** 0.5 / len(gaps) ** 0.5
+        out[m] = (means[m], se, gap, gap_se, m == best or gap <= ties_within * gap_se)
+    return best, out
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_compare_runs_matches_loop_reference(higher_is_better):
+    rng = np.random.default_rng(3)
+    runs = [(m, s, float(rng.normal(0.5 + 0.05 * i, 0.03))) for i, m in enumerate("abcde") for s in range(4)]
+    table = ev.compare_runs(
+        {"method": [r[0] for r in runs], "seed": [r[1] for r in runs], "score": [r[2] for r in runs]},
+        "score", higher_is_better=higher_is_better,
+    )
+    best, ref = _compare_runs_reference(runs, higher_is_better)
+    assert table.index[0] == best
+    means = table["mean"].to_numpy()
+    assert np.all(np.diff(means) <= 0) if higher_is_better else np.all(np.diff(means) >= 0)
+    for m, (mean, se, gap, gap_se, tied) in ref.items():
+        row = table.loc[m]
+        np.testing.assert_allclose([row["mean"], row["se"], row["gap"]], [mean, se, gap], atol=1e-12)
+        if m != best:
+            np.testing.assert_allclose(row["gap_se"], gap_se, atol=1e-12)
+        assert bool(row["tied"]) == tied
+    assert not table["tied"].all() and table.loc[best, "tied"]
+
+
+def test_compare_runs_one_seed_only_the_best_ties():
+    table = ev.compare_runs({"method": ["a", "b"], "seed": [0, 0], "m": [0.4, 0.6]}, "m")
+    assert table.index.tolist() == ["b", "a"]
+    assert table["tied"].tolist() == [True, False]
+    assert np.isnan(table.loc["a", "se"])
+
+
+@pytest.mark.parametrize(
+    "runs, kwargs, match",
+    [
+        ({"method": ["a"], "seed": [0]}, {}, "missing"),
+        ({"method": ["a", "a"], "seed": [0, 0], "m": [1.0, 2.0]}, {}, "one row per"),
+        ({"method": ["a"], "seed": [0], "m": [1.0]}, {"ties_within": -1.0}, "ties_within"),
+    ],
+)
+def test_compare_runs_bad_input(runs, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ev.compare_runs(runs, "m", **kwargs)
