@@ -19,7 +19,8 @@ model. (The Keras callback that embeds a validation set with
 * Regression of similarities (STS): :func:`correlation_metrics`.
 * Probes of a frozen embedding (self-supervised training):
   :func:`knn_accuracy` (k-NN classification) and :func:`linear_probe_accuracy`
-  (scikit-learn logistic regression on a fraction of the labels).
+  (scikit-learn logistic regression on a fraction of the labels), and
+  :func:`effective_rank`, which tells dimensional collapse.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ __all__ = [
     "linear_probe_accuracy",
     "label_subset",
     "compare_runs",
+    "effective_rank",
 ]
 
 RETRIEVAL_METRICS = ("euclidean", "cosine", "dot")
@@ -1296,3 +1298,54 @@ def linear_probe_accuracy(
     classifier = LogisticRegression(C=C, max_iter=check_int(max_iter, "max_iter"))
     classifier.fit((x_fit - mean) / std, y_fit)
     return float(np.mean(classifier.predict((x_test - mean) / std) == y_test))
+
+
+def effective_rank(embeddings: ArrayLike) -> float:
+    """Effective rank of a set of embeddings: how many dimensions they really use.
+
+    The RankMe measure (Garrido et al., "RankMe: Assessing the downstream
+    performance of pretrained self-supervised representations by their
+    rank", ICML 2023), computed on the centred embeddings: with
+    ``s_1 >= ... >= s_r`` the singular values of ``x - mean(x)`` and
+    ``p_k = s_k / sum(s)``, it is ``exp(-sum_k p_k log p_k)``. It lies in
+    ``[1, min(n - 1, d)]``: ``d`` for isotropic embeddings, 1 when they lie on
+    a line. A value far below ``d`` is *dimensional collapse*, which a
+    positive distance gap does not reveal (docs/ssl.md).
+
+    Parameters
+    ----------
+    embeddings : array-like of shape (n, d)
+        ``n >= 2`` finite embeddings.
+
+    Returns
+    -------
+    float
+        The effective rank; 0.0 when all embeddings are equal (complete collapse).
+
+    Raises
+    ------
+    ValueError
+        For an array that is not ``(n, d)`` with ``n >= 2``, or with NaN or infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> round(effective_rank(rng.normal(size=(5000, 8))), 1)   # isotropic: about d
+    8.0
+    >>> line = rng.normal(size=(100, 1)) * np.ones((1, 8))
+    >>> round(effective_rank(line), 6)                          # on a line
+    1.0
+    >>> effective_rank(np.ones((10, 4)))                       # one point
+    0.0
+    """
+    x = embedding_array(embeddings, "embeddings").astype(np.float64)
+    if x.shape[0] < 2:
+        raise ValueError(f"embeddings must have at least 2 rows; got shape {x.shape}.")
+    centred = x - x.mean(axis=0)
+    singular = np.linalg.svd(centred, compute_uv=False)
+    total = singular.sum()
+    if total <= np.finfo(np.float64).eps * max(1.0, float(np.abs(x).max())) * x.size:
+        return 0.0
+    p = singular[singular > 0] / total
+    return float(np.exp(-np.sum(p * np.log(p))))

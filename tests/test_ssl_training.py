@@ -237,3 +237,32 @@ def test_collapse_monitor_reads_the_view_diagnostics_of_a_collapsed_ssl_model():
     assert again.name == "distance_gap" and isinstance(again.metric, DistanceGap)
     with pytest.raises(ValueError, match="views"):
         gap.update_state(None, flat)
+
+
+def _loop_effective_rank(x):
+    """exp(entropy) of the normalised singular values, through the eigenvalues of the scatter matrix."""
+    n, d = len(x), len(x[0])
+    mean = [sum(row[j] for row in x) / n for j in range(d)]
+    scatter = np.array([[sum((row[i] - mean[i]) * (row[j] - mean[j]) for row in x) for j in range(d)] for i in range(d)])
+    singular = [np.sqrt(max(e, 0.0)) for e in np.linalg.eigvalsh(scatter)]
+    total = sum(singular)
+    entropy = -sum(s / total * np.log(s / total) for s in singular if s / total > 1e-15)
+    return float(np.exp(entropy))
+
+
+def test_effective_rank_matches_a_loop_and_tells_collapse():
+    from dmlkeras.evaluation import effective_rank
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5)) * np.array([3.0, 1.0, 1.0, 0.3, 0.01])
+    assert effective_rank(x) == pytest.approx(_loop_effective_rank(x.tolist()), rel=1e-9)
+    assert 3.0 < effective_rank(x) < 5.0
+    assert effective_rank(rng.normal(size=(4000, 6))) == pytest.approx(6.0, abs=0.05)
+    plane = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 16))  # 16-d embeddings in a plane
+    assert 1.0 < effective_rank(plane) <= 2.0 + 1e-9
+    assert effective_rank(plane + 5.0) == pytest.approx(effective_rank(plane))  # centred: a shift changes nothing
+    assert effective_rank(np.full((8, 3), 0.7)) == 0.0  # complete collapse
+    with pytest.raises(ValueError, match="NaN"):
+        effective_rank(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        effective_rank(np.ones((1, 3)))
