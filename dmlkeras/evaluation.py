@@ -18,9 +18,10 @@ model. (The Keras callback that embeds a validation set with
   :func:`sampled_ranking_metrics` (NCF leave-one-out with sampled negatives).
 * Regression of similarities (STS): :func:`correlation_metrics`.
 * Identification and clustering (face identification, photo albums):
-  :func:`bootstrap_mean` (a mean with its bootstrap standard error, over
-  items or whole groups) and :func:`clustering_metrics` (NMI, AMI,
-  pairwise precision / recall / F1).
+  :func:`open_set_split` (a gallery of one item per identity, mated and
+  non-mated probes), :func:`bootstrap_mean` (a mean with its bootstrap
+  standard error, over items or whole groups) and
+  :func:`clustering_metrics` (NMI, AMI, pairwise precision / recall / F1).
 * Probes of a frozen embedding (self-supervised training):
   :func:`knn_accuracy` (k-NN classification) and :func:`linear_probe_accuracy`
   (scikit-learn logistic regression on a fraction of the labels).
@@ -68,6 +69,8 @@ __all__ = [
     "bootstrap_mean",
     "BootstrapMean",
     "clustering_metrics",
+    "open_set_split",
+    "OpenSetSplit",
 ]
 
 RETRIEVAL_METRICS = ("euclidean", "cosine", "dot")
@@ -1383,3 +1386,71 @@ def clustering_metrics(labels_true: ArrayLike, labels_pred: ArrayLike) -> dict[s
         "pairwise_f1": 2.0 * tp / (claimed + true_pairs) if claimed + true_pairs else float("nan"),
         "n_clusters": float(pi.max() + 1),
     }
+
+
+class OpenSetSplit(NamedTuple):
+    """Positions of the gallery, the mated and the non-mated probes (see :func:`open_set_split`)."""
+
+    gallery: np.ndarray
+    mated: np.ndarray
+    non_mated: np.ndarray
+
+
+def open_set_split(labels: ArrayLike, seed: int = 0) -> OpenSetSplit:
+    """Split labelled items into a gallery of one item per identity and probes (identification protocols).
+
+    Every identity with two items or more enrols one of them, drawn at
+    random, in the gallery; its other items are the **mated** probes (their
+    identity is in the gallery: closed-set identification, rank-k accuracy).
+    Identities with a single item are the **non-mated** probes (nobody to
+    find: open-set identification must answer "unknown"), as in the LFW
+    open-set protocol of Best-Rowden et al. ("Unconstrained face
+    recognition: identifying a person of interest from a media collection",
+    IEEE TIFS 2014).
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+        The identity of each item (any labels comparable with ``==``).
+    seed : int, default 0
+        Seeds the choice of each identity's gallery item.
+
+    Returns
+    -------
+    OpenSetSplit
+        ``(gallery, mated, non_mated)``: sorted int64 positions into
+        ``labels``, disjoint, together all of them.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is not 1-D and non-empty, or no identity has two items.
+
+    Examples
+    --------
+    >>> split = open_set_split(["ann", "bob", "ann", "cy", "ann", "bob"])
+    >>> len(split.gallery), len(split.mated), split.non_mated.tolist()
+    (2, 3, [3])
+    >>> sorted(["ann", "bob", "ann", "cy", "ann", "bob"][i] for i in split.gallery)
+    ['ann', 'bob']
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"labels must have shape (n,) with n >= 1; got shape {y.shape}.")
+    rng = np.random.default_rng(check_seed(seed))
+    _, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+    codes = codes.ravel()
+    if counts.max() < 2:
+        raise ValueError("No identity has two items: there is nothing to identify (every item would be non-mated).")
+    # One random item per identity: the smallest random key within each identity.
+    keys = rng.random(y.size)
+    order = np.lexsort((keys, codes))
+    first = order[np.searchsorted(codes[order], np.arange(counts.size))]
+    several = counts[codes] >= 2
+    in_gallery = np.zeros(y.size, dtype=bool)
+    in_gallery[first[counts >= 2]] = True
+    return OpenSetSplit(
+        gallery=np.flatnonzero(in_gallery),
+        mated=np.flatnonzero(several & ~in_gallery),
+        non_mated=np.flatnonzero(~several),
+    )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
-from dmlkeras.evaluation import bootstrap_mean, clustering_metrics
+from dmlkeras.evaluation import bootstrap_mean, clustering_metrics, open_set_split
 
 
 # ------------------------------------------------------------- references
@@ -117,3 +117,33 @@ def test_clustering_metrics_edge_cases() -> None:
         clustering_metrics(truth, [0, 1])
     with pytest.raises(ValueError, match=r"labels_true must have shape \(n,\)"):
         clustering_metrics([[0, 1]], [[0, 1]])
+
+
+# ------------------------------------------------------------- open_set_split
+def test_open_set_split_enrols_one_item_per_identity() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.array([f"p{i}" for i in rng.integers(0, 30, size=120)])
+    split = open_set_split(labels, seed=4)
+    everything = np.concatenate(split)
+    assert sorted(everything.tolist()) == list(range(120))  # disjoint, complete
+    for part in split:
+        assert part.dtype == np.int64 and np.all(np.diff(part) > 0)
+    for name in set(labels.tolist()):
+        items = np.flatnonzero(labels == name)
+        enrolled = np.intersect1d(items, split.gallery)
+        if len(items) >= 2:  # one in the gallery, the rest mated probes
+            assert len(enrolled) == 1 and set(items) - set(enrolled) <= set(split.mated)
+        else:
+            assert len(enrolled) == 0 and items[0] in split.non_mated
+    assert set(labels[split.mated]) <= set(labels[split.gallery])
+    assert set(labels[split.non_mated]).isdisjoint(labels[split.gallery])
+    # the enrolled photo is drawn at random (not always the first), and the draw is seeded
+    picks = {tuple(open_set_split(labels, seed=s).gallery) for s in range(5)}
+    assert len(picks) > 1 and open_set_split(labels, seed=4).gallery.tolist() == split.gallery.tolist()
+
+
+def test_open_set_split_rejects_what_it_cannot_split() -> None:
+    with pytest.raises(ValueError, match="No identity has two items"):
+        open_set_split([1, 2, 3])
+    with pytest.raises(ValueError, match=r"shape \(n,\)"):
+        open_set_split([])
