@@ -26,6 +26,9 @@ def test_face_tower_shapes_norms_and_layers(faces: np.ndarray) -> None:
     assert len(trunk.output.shape) == 2 and trunk.output.shape[1] == 2 * 1 * 128  # flattened 37x28 / 16
     convs = [layer for layer in trunk.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [32, 32, 32, 64, 64, 128, 128]
+    fast = build_face_tower((37, 28, 1), batchnorm_momentum=0.9).get_layer("trunk")
+    momenta = [layer.momentum for layer in fast.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert momenta == [0.9] * 7
     raw = build_face_tower((37, 28, 1), embedding_dim=24, l2_normalize=False).predict(faces, verbose=0)
     assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-3)
 
@@ -58,3 +61,5 @@ def test_face_tower_trains_under_an_arcface_head() -> None:
 def test_face_tower_rejects_bad_shapes(shape) -> None:
     with pytest.raises(ValueError, match=r"input_shape must be \(height, width, channels\)"):
         build_face_tower(shape)
+    with pytest.raises(ValueError, match="batchnorm_momentum"):
+        build_face_tower((37, 28, 1), batchnorm_momentum=1.0)

@@ -188,6 +188,7 @@ def build_face_tower(
     l2_normalize: bool = True,
     dropout: float = 0.2,
     augment: bool = True,
+    batchnorm_momentum: float = 0.99,
     name: str = "embedding",
 ) -> keras.Model:
     """The small face CNN of the LFW notebooks (05, 10): aligned gray faces to an embedding.
@@ -216,6 +217,12 @@ def build_face_tower(
         softmax classifier on top (compare its embeddings with the cosine).
     dropout : float, default 0.2
     augment : bool, default True
+    batchnorm_momentum : float, default 0.99
+        Momentum of the BatchNormalization moving averages (Keras'
+        default). Inference uses these averages: after a few hundred steps
+        0.99 still holds much of their initial values, so ``predict``
+        embeds differently from what the loss trained. Use 0.9 for runs of
+        less than about a thousand steps.
     name : str, default "embedding"
 
     Returns
@@ -238,6 +245,8 @@ def build_face_tower(
     >>> emb.shape, bool(np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5))
     ((3, 16), True)
     """
+    if isinstance(batchnorm_momentum, bool) or not 0.0 <= batchnorm_momentum < 1.0:
+        raise ValueError(f"batchnorm_momentum must be in [0, 1); got {batchnorm_momentum!r}.")
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or not all(isinstance(s, int) for s in input_shape) or min(input_shape[:2]) < 16:
         raise ValueError(
@@ -245,11 +254,11 @@ def build_face_tower(
         )
     inputs = keras.Input(input_shape)
     x = keras.layers.Conv2D(32, 5, strides=2, padding="same", use_bias=False)(inputs)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=batchnorm_momentum)(x))
     for filters in (32, 64, 128):
         for _ in range(2):
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+            x = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=batchnorm_momentum)(x))
         x = keras.layers.MaxPooling2D()(x)
     trunk = keras.Model(inputs, keras.layers.Flatten()(x), name="trunk")
     augmentation = None
