@@ -79,6 +79,7 @@ from dmlkeras.metrics import (
 from dmlkeras.models import (
     CrossBatchMemory,
     build_embedding_model,
+    build_face_tower,
     build_head_model,
     build_quadruplet_model,
     build_siamese_model,

@@ -389,6 +389,11 @@ class RetrievalEvaluation(keras.callbacks.Callback):
     batch_size : int, optional
         Passed to ``model.predict``.
     backend : {"numpy", "faiss"}, default "numpy"
+    embedding_model : keras.Model, optional
+        The model that embeds ``x`` (the tower); default the model being
+        trained, which must then have one input. Give the tower when
+        training a classifier on top of it or a head model
+        (:func:`dmlkeras.models.build_head_model`).
 
     Attributes
     ----------
@@ -420,6 +425,7 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         gallery: tuple[Any, ArrayLike] | None = None,
         batch_size: int | None = None,
         backend: str = "numpy",
+        embedding_model: keras.Model | None = None,
     ) -> None:
         super().__init__()
         if gallery is not None and (not isinstance(gallery, (tuple, list)) or len(gallery) != 2):
@@ -433,21 +439,30 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         self.gallery = gallery
         self.batch_size = batch_size
         self.backend = backend
+        self.embedding_model = embedding_model
         self.results: list[tuple[int, dict[str, float]]] = []
 
     def _names(self) -> list[str]:
         return ["precision_at_1", "map_at_r", "r_precision"] + [f"recall_at_{kk}" for kk in self.k]
 
+    def _embed(self, x: Any) -> np.ndarray:
+        model = self.embedding_model if self.embedding_model is not None else self.model
+        if self.embedding_model is None and len(model.inputs) != 1:
+            raise ValueError(
+                f"The model has {len(model.inputs)} inputs: pass its tower as embedding_model= "
+                "(dmlkeras.models.get_embedding_model(model))."
+            )
+        emb = np.asarray(model.predict(x, batch_size=self.batch_size, verbose=0))
+        return emb.reshape(emb.shape[0], -1)
+
     def evaluate(self) -> dict[str, float]:
         """Embed the data with the current model and return the metrics."""
-        emb = np.asarray(self.model.predict(self.x, batch_size=self.batch_size, verbose=0))
-        emb = emb.reshape(emb.shape[0], -1)
+        emb = self._embed(self.x)
         if self.gallery is None:
             m = retrieval_metrics(emb, self.y, k=self.k, metric=self.metric, clustering=False, backend=self.backend)
         else:
-            g = np.asarray(self.model.predict(self.gallery[0], batch_size=self.batch_size, verbose=0))
             m = retrieval_metrics(
-                emb, self.y, g.reshape(g.shape[0], -1), np.asarray(self.gallery[1]),
+                emb, self.y, self._embed(self.gallery[0]), np.asarray(self.gallery[1]),
                 k=self.k, metric=self.metric, clustering=False, backend=self.backend,
             )
         return {name: float(m[name]) for name in self._names()}
@@ -538,9 +553,11 @@ class ProbeEvaluation(RetrievalEvaluation):
     ) -> None:
         if not isinstance(train, (tuple, list)) or len(train) != 2:
             raise ValueError("train must be a tuple (x_train, y_train) of labelled inputs.")
-        super().__init__(x, y, every=every, metric=metric, prefix=prefix, gallery=tuple(train), batch_size=batch_size)
+        super().__init__(
+            x, y, every=every, metric=metric, prefix=prefix, gallery=tuple(train), batch_size=batch_size,
+            embedding_model=embedding_model,
+        )
         self.k_neighbours = check_int(k, "k")
-        self.embedding_model = embedding_model
         self.label_fractions = tuple(float(f) for f in label_fractions)
         if not self.label_fractions or any(not 0.0 < f <= 1.0 for f in self.label_fractions):
             raise ValueError(f"label_fractions must be fractions in (0, 1]; got {label_fractions!r}.")
@@ -549,15 +566,6 @@ class ProbeEvaluation(RetrievalEvaluation):
     def _names(self) -> list[str]:
         return ["knn_accuracy"] + [f"linear_probe_{100 * f:g}pct" for f in self.label_fractions]
 
-    def _embed(self, x: Any) -> np.ndarray:
-        model = self.embedding_model if self.embedding_model is not None else self.model
-        if self.embedding_model is None and len(model.inputs) != 1:
-            raise ValueError(
-                f"The model has {len(model.inputs)} inputs: pass its tower as embedding_model= "
-                "(dmlkeras.models.get_embedding_model(model))."
-            )
-        emb = np.asarray(model.predict(x, batch_size=self.batch_size, verbose=0))
-        return emb.reshape(emb.shape[0], -1)
 
     def evaluate(self) -> dict[str, float]:
         """Embed both sets with the current weights and return the probes' accuracies."""

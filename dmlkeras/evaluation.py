@@ -17,6 +17,11 @@ model. (The Keras callback that embeds a validation set with
 * Recommendation: :func:`ranking_metrics` (full ranking) and
   :func:`sampled_ranking_metrics` (NCF leave-one-out with sampled negatives).
 * Regression of similarities (STS): :func:`correlation_metrics`.
+* Identification and clustering (face identification, photo albums):
+  :func:`open_set_split` (a gallery of one item per identity, mated and
+  non-mated probes), :func:`bootstrap_mean` (a mean with its bootstrap
+  standard error, over items or whole groups) and
+  :func:`clustering_metrics` (NMI, AMI, pairwise precision / recall / F1).
 * Probes of a frozen embedding (self-supervised training):
   :func:`knn_accuracy` (k-NN classification) and :func:`linear_probe_accuracy`
   (scikit-learn logistic regression on a fraction of the labels), and
@@ -30,12 +35,20 @@ import queue
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from dmlkeras._validation import embedding_array, check_float, check_int, check_pairs, float_vector, label_vector
+from dmlkeras._validation import (
+    check_float,
+    check_int,
+    check_pairs,
+    check_seed,
+    embedding_array,
+    float_vector,
+    label_vector,
+)
 from dmlkeras.index import NearestNeighbors
 
 __all__ = [
@@ -56,6 +69,11 @@ __all__ = [
     "label_subset",
     "compare_runs",
     "effective_rank",
+    "bootstrap_mean",
+    "BootstrapMean",
+    "clustering_metrics",
+    "open_set_split",
+    "OpenSetSplit",
 ]
 
 RETRIEVAL_METRICS = ("euclidean", "cosine", "dot")
@@ -1349,3 +1367,219 @@ def effective_rank(embeddings: ArrayLike) -> float:
         return 0.0
     p = singular[singular > 0] / total
     return float(np.exp(-np.sum(p * np.log(p))))
+
+
+# ------------------------------------------------- intervals and clustering
+class BootstrapMean(NamedTuple):
+    """A mean and its bootstrap standard error (see :func:`bootstrap_mean`)."""
+
+    mean: float
+    se: float
+
+
+def bootstrap_mean(
+    values: ArrayLike,
+    groups: ArrayLike | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> BootstrapMean:
+    """The mean of per-item values and its bootstrap standard error, optionally resampling whole groups.
+
+    Each of ``n_boot`` replicates draws, with replacement, as many items as
+    there are (``groups=None``), or as many groups as there are, each with
+    all its items (the *cluster* bootstrap: for example every probe photo
+    of a person together, since photos of one person are not independent);
+    the replicate's statistic is the mean over the drawn items. The
+    standard error is the standard deviation of the replicates (``ddof=1``).
+
+    For a difference between two methods on the same items, pass the
+    per-item differences (``hits_a - hits_b``): the paired bootstrap, whose
+    interval is much narrower than the two separate ones combined.
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        Per-item values (booleans count as 0/1): hits of rank-1
+        identification, detections, differences of two methods, ...
+        NaN or infinite values are an error.
+    groups : array-like of shape (n,), optional
+        The group of each item (any labels); ``None``: every item alone.
+    n_boot : int, default 1000
+        Number of replicates (>= 2).
+    seed : int, default 0
+        Seeds the resampling (``numpy.random.default_rng``).
+
+    Returns
+    -------
+    BootstrapMean
+        ``(mean, se)``: the mean of ``values`` and its standard error.
+
+    Raises
+    ------
+    ValueError
+        On an empty or non-finite ``values``, ``groups`` of another length,
+        or a bad ``n_boot`` / ``seed``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hits = np.array([1, 1, 0, 1, 0, 1, 1, 1], dtype=bool)
+    >>> mean, se = bootstrap_mean(hits, n_boot=2000)
+    >>> float(mean), round(se, 2)   # about sqrt(p (1 - p) / n) = 0.15
+    (0.75, 0.15)
+    >>> people = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    >>> round(bootstrap_mean(hits, groups=people).se, 2)
+    0.12
+    """
+    v = float_vector(values, "values")
+    n_boot = check_int(n_boot, "n_boot", minimum=2)
+    rng = np.random.default_rng(check_seed(seed))
+    if groups is None:
+        sums, counts = v, np.ones_like(v)
+    else:
+        g = np.asarray(groups)
+        if g.shape != v.shape:
+            raise ValueError(f"groups must have shape {v.shape} like values; got shape {g.shape}.")
+        _, codes = np.unique(g, return_inverse=True)
+        codes = codes.ravel()
+        sums = np.bincount(codes, weights=v)
+        counts = np.bincount(codes).astype(np.float64)
+    draws = rng.integers(0, sums.size, size=(n_boot, sums.size))
+    replicates = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    return BootstrapMean(float(v.mean()), float(replicates.std(ddof=1)))
+
+
+def clustering_metrics(labels_true: ArrayLike, labels_pred: ArrayLike) -> dict[str, float]:
+    """How well a clustering recovers identities: NMI, AMI and pairwise precision / recall / F1.
+
+    * ``nmi``, ``ami``: scikit-learn's normalized and adjusted mutual
+      information (arithmetic normalisation); AMI is 0 for a random
+      clustering and 1 for a perfect one, whatever the number of clusters.
+    * ``pairwise_precision``: among the pairs of items put in one cluster,
+      the fraction of the same identity (NaN when every cluster is a
+      single item: no pair is claimed).
+    * ``pairwise_recall``: among the pairs of the same identity, the
+      fraction put in one cluster (NaN when every identity has one item).
+    * ``pairwise_f1``: their harmonic mean, ``2 TP / (claimed + true pairs)``
+      (0 when no claimed pair is right).
+    * ``n_clusters``: the number of predicted clusters.
+
+    Parameters
+    ----------
+    labels_true : array-like of shape (n,)
+        The identities (any labels comparable with ``==``).
+    labels_pred : array-like of shape (n,)
+        The cluster of each item (any labels).
+
+    Returns
+    -------
+    dict of str to float
+
+    Raises
+    ------
+    ValueError
+        If the two label vectors are not 1-D of the same length (>= 2).
+
+    Examples
+    --------
+    >>> truth = ["ann", "ann", "ann", "bob", "bob", "cy"]
+    >>> found = [0, 0, 1, 1, 1, 2]      # one of Ann's photos joined Bob's cluster
+    >>> m = clustering_metrics(truth, found)
+    >>> m["pairwise_precision"], m["pairwise_recall"], m["n_clusters"]   # 2 of 4 claimed pairs, 2 of 4 true pairs
+    (0.5, 0.5, 3.0)
+    >>> clustering_metrics(truth, ["a", "a", "a", "b", "b", "c"])["ami"]
+    1.0
+    """
+    from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score  # noqa: PLC0415
+
+    t, p = np.asarray(labels_true), np.asarray(labels_pred)
+    if t.ndim != 1 or t.size < 2:
+        raise ValueError(f"labels_true must have shape (n,) with n >= 2; got shape {t.shape}.")
+    if p.shape != t.shape:
+        raise ValueError(f"labels_pred must have shape {t.shape} like labels_true; got shape {p.shape}.")
+    _, ti = np.unique(t, return_inverse=True)
+    _, pi = np.unique(p, return_inverse=True)
+    ti, pi = ti.ravel(), pi.ravel()
+    joint = np.unique(ti.astype(np.int64) * (pi.max() + 1) + pi, return_counts=True)[1]
+
+    def pairs(counts: np.ndarray) -> float:
+        counts = counts.astype(np.float64)
+        return float(np.sum(counts * (counts - 1.0) / 2.0))
+
+    tp, true_pairs, claimed = pairs(joint), pairs(np.bincount(ti)), pairs(np.bincount(pi))
+    return {
+        "nmi": float(normalized_mutual_info_score(ti, pi)),
+        "ami": float(adjusted_mutual_info_score(ti, pi)),
+        "pairwise_precision": tp / claimed if claimed else float("nan"),
+        "pairwise_recall": tp / true_pairs if true_pairs else float("nan"),
+        "pairwise_f1": 2.0 * tp / (claimed + true_pairs) if claimed + true_pairs else float("nan"),
+        "n_clusters": float(pi.max() + 1),
+    }
+
+
+class OpenSetSplit(NamedTuple):
+    """Positions of the gallery, the mated and the non-mated probes (see :func:`open_set_split`)."""
+
+    gallery: np.ndarray
+    mated: np.ndarray
+    non_mated: np.ndarray
+
+
+def open_set_split(labels: ArrayLike, seed: int = 0) -> OpenSetSplit:
+    """Split labelled items into a gallery of one item per identity and probes (identification protocols).
+
+    Every identity with two items or more enrols one of them, drawn at
+    random, in the gallery; its other items are the **mated** probes (their
+    identity is in the gallery: closed-set identification, rank-k accuracy).
+    Identities with a single item are the **non-mated** probes (nobody to
+    find: open-set identification must answer "unknown"), as in the LFW
+    open-set protocol of Best-Rowden et al. ("Unconstrained face
+    recognition: identifying a person of interest from a media collection",
+    IEEE TIFS 2014).
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+        The identity of each item (any labels comparable with ``==``).
+    seed : int, default 0
+        Seeds the choice of each identity's gallery item.
+
+    Returns
+    -------
+    OpenSetSplit
+        ``(gallery, mated, non_mated)``: sorted int64 positions into
+        ``labels``, disjoint, together all of them.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is not 1-D and non-empty, or no identity has two items.
+
+    Examples
+    --------
+    >>> split = open_set_split(["ann", "bob", "ann", "cy", "ann", "bob"])
+    >>> len(split.gallery), len(split.mated), split.non_mated.tolist()
+    (2, 3, [3])
+    >>> sorted(["ann", "bob", "ann", "cy", "ann", "bob"][i] for i in split.gallery)
+    ['ann', 'bob']
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"labels must have shape (n,) with n >= 1; got shape {y.shape}.")
+    rng = np.random.default_rng(check_seed(seed))
+    _, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+    codes = codes.ravel()
+    if counts.max() < 2:
+        raise ValueError("No identity has two items: there is nothing to identify (every item would be non-mated).")
+    # One random item per identity: the smallest random key within each identity.
+    keys = rng.random(y.size)
+    order = np.lexsort((keys, codes))
+    first = order[np.searchsorted(codes[order], np.arange(counts.size))]
+    several = counts[codes] >= 2
+    in_gallery = np.zeros(y.size, dtype=bool)
+    in_gallery[first[counts >= 2]] = True
+    return OpenSetSplit(
+        gallery=np.flatnonzero(in_gallery),
+        mated=np.flatnonzero(several & ~in_gallery),
+        non_mated=np.flatnonzero(~several),
+    )

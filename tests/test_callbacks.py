@@ -345,3 +345,28 @@ def test_retrieval_evaluation_every_and_gallery():
         RetrievalEvaluation(x, y, every=0)
     with pytest.raises(ValueError, match="gallery"):
         RetrievalEvaluation(x, y, gallery=x)
+
+
+def test_retrieval_evaluation_of_the_tower_under_a_classifier():
+    """embedding_model=: a softmax classifier trains, the callback scores its tower (not the class scores)."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(4), 10)
+    x = (rng.normal(size=(40, 6)) + 3 * np.eye(6)[y]).astype("float32")
+    tower = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5)])
+    classifier = keras.Sequential([tower, keras.layers.Dense(4, activation="softmax")])
+    classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    cb = RetrievalEvaluation(x[:8], y[:8], gallery=(x[8:], y[8:]), embedding_model=tower, k=(1, 2))
+    history = classifier.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
+    expected = retrieval_metrics(tower.predict(x[:8], verbose=0), y[:8], tower.predict(x[8:], verbose=0), y[8:],
+                                 k=(1, 2), clustering=False)
+    assert history.history["val_map_at_r"][-1] == pytest.approx(expected["map_at_r"])
+    scores = retrieval_metrics(classifier.predict(x[:8], verbose=0), y[:8], classifier.predict(x[8:], verbose=0),
+                               y[8:], k=(1, 2), clustering=False)
+    assert scores["map_at_r"] != pytest.approx(expected["map_at_r"])  # the default would have scored these
+    a, b = keras.Input((6,)), keras.Input((1,))
+    two_inputs = keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Concatenate()([a, b])))
+    cb2 = RetrievalEvaluation([x, y[:, None]], y)
+    cb2.set_model(two_inputs)
+    with pytest.raises(ValueError, match="embedding_model="):
+        cb2.evaluate()

@@ -15,7 +15,7 @@ Inside each folder the layout is the same (the layout of scikit-learn's
 
     mnist.npz
     lfw_home/lfw_funneled/<Person_Name>/<Person_Name>_NNNN.jpg
-    lfw_home/pairsDevTrain.txt, pairsDevTest.txt, pairs.txt
+    lfw_home/pairsDevTrain.txt, pairsDevTest.txt, pairs.txt, peopleDevTrain.txt, peopleDevTest.txt
     ml-100k/u.data, u.item, u.user, u.genre
     text/stsbenchmark/sts-train.csv, sts-dev.csv, sts-test.csv
     text/sick/SICK.txt
@@ -41,7 +41,7 @@ re-exported here.
 
 from dmlkeras.datasets._storage import DatasetIntegrityError, DatasetNotFoundError, cache_dir, data_home
 from dmlkeras.datasets.images import load_digits, load_mnist
-from dmlkeras.datasets.lfw import lfw_pair_people, load_lfw_pairs, load_lfw_people
+from dmlkeras.datasets.lfw import lfw_pair_people, lfw_people_subset, load_lfw_pairs, load_lfw_people
 from dmlkeras.datasets.movielens import load_movielens_100k
 from dmlkeras.datasets.text import (
     AG_NEWS_CLASSES,
@@ -58,6 +58,7 @@ __all__ = [
     "cache_dir",
     "data_home",
     "lfw_pair_people",
+    "lfw_people_subset",
     "load_ag_news_test",
     "load_digits",
     "load_lfw_pairs",

@@ -20,7 +20,17 @@ from tqdm import tqdm
 
 from dmlkeras.datasets._storage import PathLike, Remote, cached_arrays, fetch, register
 
-__all__ = ["PAIRS_FILES", "decode_faces", "lfw_pair_people", "load_lfw_pairs", "load_lfw_people", "read_pairs_file"]
+__all__ = [
+    "PAIRS_FILES",
+    "PEOPLE_FILES",
+    "decode_faces",
+    "lfw_pair_people",
+    "lfw_people_subset",
+    "load_lfw_pairs",
+    "load_lfw_people",
+    "read_pairs_file",
+    "read_people_file",
+]
 
 _FIGSHARE = "https://ndownloader.figshare.com/files/"
 _IMAGES = "lfw_home/lfw_funneled"
@@ -32,6 +42,12 @@ PAIRS_FILES = {
     "10_folds": "lfw_home/pairs.txt",
 }
 # scikit-learn's default crop of the 250 x 250 LFW images: rows 70:195, columns 78:172.
+#: The people file of each subset of View 1's identification split, relative to a data folder.
+PEOPLE_FILES = {
+    "train": "lfw_home/peopleDevTrain.txt",
+    "test": "lfw_home/peopleDevTest.txt",
+}
+_LFW_SITE = "http://vis-www.cs.umass.edu/lfw/"
 _ROWS = (70, 195)
 _COLS = (78, 172)
 _CACHE_VERSION = 1
@@ -49,8 +65,16 @@ register(
         "lfw_home/pairs.txt": (
             (155335, "ea42330c62c92989f9d7c03237ed5d591365e89b3e649747777b70e692dc1592"),
         ),
+        "lfw_home/peopleDevTrain.txt": (
+            (66403, "2e58df13ba4cc143189336e001cc2c195f1dfa5b29a6475c02857be353c2a2fa"),
+        ),
+        "lfw_home/peopleDevTest.txt": (
+            (28334, "c3ed1f90499473401542101a56c14c1d82396bb8218c67a356d7460601047555"),
+        ),
     },
     remotes={
+        "lfw-peopleDevTrain": Remote(_LFW_SITE + "peopleDevTrain.txt", ("lfw_home/peopleDevTrain.txt",)),
+        "lfw-peopleDevTest": Remote(_LFW_SITE + "peopleDevTest.txt", ("lfw_home/peopleDevTest.txt",)),
         "lfw-pairsDevTrain": Remote(_FIGSHARE + "5976012", ("lfw_home/pairsDevTrain.txt",)),
         "lfw-pairsDevTest": Remote(_FIGSHARE + "5976009", ("lfw_home/pairsDevTest.txt",)),
         "lfw-pairs": Remote(_FIGSHARE + "5976006", ("lfw_home/pairs.txt",)),
@@ -382,6 +406,104 @@ def lfw_pair_people(
     rel = _pairs_file(subset)
     specs, _, _ = read_pairs_file(fetch([rel], data_dir, download, False)[rel])
     return {_person(n) for a, _, b, _ in specs for n in (a, b)}
+
+
+def read_people_file(path: PathLike) -> dict[str, int]:
+    r"""Parse an LFW people file (``peopleDevTrain.txt``, ``peopleDevTest.txt``): name -> number of images.
+
+    The first line gives the number of people ``N``; each of the next ``N``
+    lines is ``Person_Name<TAB>count``. Every line is checked: the header,
+    two tab-separated fields, a count >= 1, no name twice, and ``N`` lines.
+
+    Parameters
+    ----------
+    path : path
+        A file of :data:`PEOPLE_FILES`.
+
+    Returns
+    -------
+    dict of str to int
+        Names as in the file (with underscores), in file order.
+
+    Raises
+    ------
+    ValueError
+        On a malformed line, a repeated name or a count of lines that
+        disagrees with the header, naming the file and the line.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "peopleDevTest.txt"
+    >>> _ = path.write_text("2\nAnn_A\t3\nBob_B\t1\n")
+    >>> read_people_file(path)
+    {'Ann_A': 3, 'Bob_B': 1}
+    """
+    with open(path, "rb") as f:
+        lines = [line.decode().rstrip("\r\n") for line in f]
+    n = _positive(lines[0].strip()) if lines else None
+    if n is None:
+        raise ValueError(f"{path}: line 1: expected the number of people; got {lines[:1]!r}.")
+    body = [(i, line) for i, line in enumerate(lines[1:], start=2) if line.strip()]
+    if len(body) != n:
+        raise ValueError(f"{path}: the header announces {n} people; the file lists {len(body)}.")
+    people: dict[str, int] = {}
+    for number, line in body:
+        fields = line.split("\t")
+        count = _positive(fields[1]) if len(fields) == 2 else None
+        if count is None or not fields[0]:
+            raise ValueError(f"{path}: line {number}: expected 'Person_Name<TAB>count' with count >= 1; got {line!r}.")
+        if fields[0] in people:
+            raise ValueError(f"{path}: line {number}: {fields[0]!r} is listed twice.")
+        people[fields[0]] = count
+    return people
+
+
+def lfw_people_subset(
+    subset: str = "train",
+    data_dir: PathLike | None = None,
+    download: bool = True,
+) -> set[str]:
+    """Return the people of View 1's identification split (``peopleDevTrain.txt`` / ``peopleDevTest.txt``).
+
+    LFW's View 1 splits the 5,749 people into 4,038 development-training
+    and 1,711 development-test people (disjoint): train on the first,
+    test identification or clustering on the second, people never seen in
+    training. (The pairs files of :func:`lfw_pair_people` are another,
+    smaller split for verification.)
+
+    Parameters
+    ----------
+    subset : {"train", "test"}, default="train"
+        ``peopleDevTrain.txt`` or ``peopleDevTest.txt``.
+    data_dir : str or path-like, optional
+        Folder searched first for ``lfw_home/`` (see :func:`data_home`).
+    download : bool, default=True
+        Download the people file (from the LFW site) when no local copy exists.
+
+    Returns
+    -------
+    set of str
+        Person names with spaces, as in ``load_lfw_people().target_names``;
+        pass them to ``load_lfw_people(people=...)``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``subset`` or a malformed file.
+
+    Examples
+    --------
+    >>> from dmlkeras.datasets import lfw_people_subset
+    >>> train = lfw_people_subset("train")  # doctest: +SKIP
+    >>> len(train), len(lfw_people_subset("test")), train.isdisjoint(lfw_people_subset("test"))  # doctest: +SKIP
+    (4038, 1711, True)
+    """
+    if subset not in PEOPLE_FILES:
+        raise ValueError(f"subset must be one of {sorted(PEOPLE_FILES)}, got {subset!r}.")
+    rel = PEOPLE_FILES[subset]
+    return {_person(name) for name in read_people_file(fetch([rel], data_dir, download, False)[rel])}
 
 
 def load_lfw_pairs(

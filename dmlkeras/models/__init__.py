@@ -3,7 +3,7 @@
 * :mod:`dmlkeras.models.layers` -- :class:`L2Normalize` (Keras'
   ``UnitNormalization``, safe at zero), :class:`PairDistance`, :class:`Stack`;
 * :mod:`dmlkeras.models.towers` -- :func:`build_embedding_model` for images
-  and vectors;
+  and vectors, :func:`build_face_tower` (the LFW notebooks' face CNN);
 * :mod:`dmlkeras.models.tuples` -- :func:`build_siamese_model`,
   :func:`build_triplet_model`, :func:`build_quadruplet_model`,
   :func:`build_head_model` (a tower plus a loss head of :mod:`dmlkeras.heads`)
@@ -29,7 +29,7 @@ from typing import Any
 from dmlkeras.models.layers import L2Normalize, PairDistance, Stack
 from dmlkeras.models.memory import CrossBatchMemory
 from dmlkeras.models.ssl import build_ssl_model
-from dmlkeras.models.towers import BACKBONES, build_embedding_model
+from dmlkeras.models.towers import BACKBONES, build_embedding_model, build_face_tower
 from dmlkeras.models.tuples import (
     build_head_model,
     build_quadruplet_model,
@@ -60,6 +60,7 @@ __all__ = [
     "Stack",
     "WeightedBagOfWords",
     "build_embedding_model",
+    "build_face_tower",
     "build_head_model",
     "build_quadruplet_model",
     "build_siamese_model",

@@ -10,7 +10,7 @@ import keras
 from dmlkeras._validation import check_int
 from dmlkeras.models.layers import L2Normalize
 
-__all__ = ["BACKBONES", "build_embedding_model"]
+__all__ = ["BACKBONES", "build_embedding_model", "build_face_tower"]
 
 Tensor = Any
 
@@ -180,3 +180,96 @@ def build_embedding_model(
     if l2_normalize:
         x = L2Normalize(name="l2_normalize")(x)
     return keras.Model(inputs, x, name=name)
+
+
+def build_face_tower(
+    input_shape: Sequence[int],
+    embedding_dim: int = 128,
+    l2_normalize: bool = True,
+    dropout: float = 0.2,
+    augment: bool = True,
+    batchnorm_momentum: float = 0.99,
+    name: str = "embedding",
+) -> keras.Model:
+    """The small face CNN of the LFW notebooks (05, 10): aligned gray faces to an embedding.
+
+    * augmentation (training only, ``augment=True``): horizontal flips,
+      shifts of up to 6 %, brightness and contrast changes of 20 %;
+    * a 5 x 5 stride-2 stem (32 filters), then three blocks of two 3 x 3
+      convolutions (32, 64, 128 filters), each with batch normalisation and
+      ReLU, and 2 x 2 max-pooling after each block;
+    * **flatten**, not global average pooling: the faces are aligned, so
+      *where* a feature is (eyes, mouth) matters;
+    * dropout, a dense projection and (optionally) L2 normalisation, as in
+      :func:`build_embedding_model`.
+
+    About 0.45 M parameters at 62 x 47 pixels; it trains on LFW's few
+    thousand faces in minutes on a CPU.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        ``(height, width, channels)`` of one face, at least 16 x 16 (the
+        network divides each side by 16).
+    embedding_dim : int, default 128
+    l2_normalize : bool, default True
+        Unit-length embeddings (margin losses, ArcFace); ``False`` for a
+        softmax classifier on top (compare its embeddings with the cosine).
+    dropout : float, default 0.2
+    augment : bool, default True
+    batchnorm_momentum : float, default 0.99
+        Momentum of the BatchNormalization moving averages (Keras'
+        default). Inference uses these averages: after a few hundred steps
+        0.99 still holds much of their initial values, so ``predict``
+        embeds differently from what the loss trained. Use 0.9 for runs of
+        less than about a thousand steps.
+    name : str, default "embedding"
+
+    Returns
+    -------
+    keras.Model
+        One input ``(None, *input_shape)``, one output ``(None, embedding_dim)``.
+
+    Raises
+    ------
+    ValueError
+        On an ``input_shape`` that is not ``(h, w, c)`` with ``h, w >= 16``,
+        or the errors of :func:`build_embedding_model`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tower = build_face_tower((37, 28, 1), embedding_dim=16)
+    >>> faces = np.random.default_rng(0).random((3, 37, 28, 1), dtype=np.float32)
+    >>> emb = tower.predict(faces, verbose=0)
+    >>> emb.shape, bool(np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5))
+    ((3, 16), True)
+    """
+    if isinstance(batchnorm_momentum, bool) or not 0.0 <= batchnorm_momentum < 1.0:
+        raise ValueError(f"batchnorm_momentum must be in [0, 1); got {batchnorm_momentum!r}.")
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or not all(isinstance(s, int) for s in input_shape) or min(input_shape[:2]) < 16:
+        raise ValueError(
+            f"input_shape must be (height, width, channels) with height and width >= 16; got {input_shape!r}."
+        )
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(32, 5, strides=2, padding="same", use_bias=False)(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=batchnorm_momentum)(x))
+    for filters in (32, 64, 128):
+        for _ in range(2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=batchnorm_momentum)(x))
+        x = keras.layers.MaxPooling2D()(x)
+    trunk = keras.Model(inputs, keras.layers.Flatten()(x), name="trunk")
+    augmentation = None
+    if augment:
+        augmentation = [
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.RandomTranslation(0.06, 0.06, fill_mode="reflect"),
+            keras.layers.RandomBrightness(0.2, value_range=(0.0, 1.0)),
+            keras.layers.RandomContrast(0.2, value_range=(0.0, 1.0)),
+        ]
+    return build_embedding_model(
+        input_shape, embedding_dim, backbone=trunk, l2_normalize=l2_normalize, dropout=dropout,
+        augmentation=augmentation, name=name,
+    )
