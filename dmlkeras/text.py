@@ -316,7 +316,8 @@ def normalize_texts(
     The work is done by Keras itself: a fresh ``TextVectorization`` with the
     ``standardize``, ``split`` and ``encoding`` of ``vectorizer`` is adapted
     on ``texts`` (so every token is in its vocabulary) and its token ids are
-    read back as words. Two texts normalise to the same string exactly when
+    read back as words. With the default split on whitespace (tokens hold
+    no space), two texts normalise to the same string exactly when
     ``vectorizer`` would turn them into the same tokens (before it cuts them
     to ``output_sequence_length`` and maps rare words to out-of-vocabulary).
 
@@ -359,6 +360,7 @@ def normalize_texts(
     # "token" joins the vocabulary only so that texts without any token still get one (Keras needs it).
     tokenizer.adapt(np.asarray([*texts, "token"], dtype=object))
     words = np.asarray(tokenizer.get_vocabulary(), dtype=object)
+    # A chunk at a time to bound memory; each chunk is padded (with 0) to its own longest text.
     token_ids = [keras.ops.convert_to_numpy(tokenizer(np.asarray(texts[i : i + 8192], dtype=object)))
                  for i in range(0, len(texts), 8192)]
     return [" ".join(words[row[row > 0]]) for chunk in token_ids for row in chunk]
