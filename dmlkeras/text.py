@@ -10,6 +10,10 @@ from token ids to embeddings, one of three:
 * ``"bag"`` -- :class:`WeightedBagOfWords`, a trainable projection of the
   TF-IDF bag of words weighted by :func:`idf_weights` (S2Net).
 
+:func:`normalize_texts` shows a text as the vectorizer sees it (standardised
+and split into tokens), and :func:`overlap_mask` uses it to find training
+texts that equal a dev or test text after that normalisation (a leak).
+
 The encoder is an embedding tower like any other: pass it to
 :func:`dmlkeras.models.build_siamese_model` or
 :func:`dmlkeras.models.build_triplet_model`. Every layer here is registered
@@ -37,6 +41,8 @@ __all__ = [
     "WeightedBagOfWords",
     "build_text_encoder",
     "idf_weights",
+    "normalize_texts",
+    "overlap_mask",
 ]
 
 Tensor = Any
@@ -300,6 +306,117 @@ def idf_weights(token_ids: Any, vocabulary_size: int) -> np.ndarray:
     weights = np.log((1.0 + len(token_ids)) / (1.0 + document_frequency)) + 1.0
     weights[0] = 0.0
     return weights.astype("float32")
+
+
+def normalize_texts(
+    texts: Sequence[str], vectorizer: keras.layers.TextVectorization | None = None
+) -> list[str]:
+    """Each text as a ``TextVectorization`` sees it: standardised, split, tokens joined by one space.
+
+    The work is done by Keras itself: a fresh ``TextVectorization`` with the
+    ``standardize``, ``split`` and ``encoding`` of ``vectorizer`` is adapted
+    on ``texts`` (so every token is in its vocabulary) and its token ids are
+    read back as words. With the default split on whitespace (tokens hold
+    no space), two texts normalise to the same string exactly when
+    ``vectorizer`` would turn them into the same tokens (before it cuts them
+    to ``output_sequence_length`` and maps rare words to out-of-vocabulary).
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts.
+    vectorizer : keras.layers.TextVectorization, optional
+        Whose normalisation to apply; by default the one
+        :func:`build_text_encoder` builds (Keras' defaults: lower-casing,
+        punctuation stripping, splitting on whitespace).
+
+    Returns
+    -------
+    list of str
+        One normalised string per text; ``""`` for a text without tokens.
+
+    Raises
+    ------
+    ValueError
+        If ``texts`` is a single string or holds something that is not a
+        string, or ``vectorizer`` is not a ``TextVectorization``.
+
+    Examples
+    --------
+    >>> normalize_texts(["A man is playing a guitar.", "a man is  playing a guitar", "?!"])
+    ['a man is playing a guitar', 'a man is playing a guitar', '']
+    """
+    texts = _check_texts(texts, "texts")
+    if vectorizer is None:
+        vectorizer = keras.layers.TextVectorization()
+    if not isinstance(vectorizer, keras.layers.TextVectorization):
+        raise ValueError(f"vectorizer must be a keras.layers.TextVectorization; got {type(vectorizer).__name__}.")
+    if not texts:
+        return []
+    config = vectorizer.get_config()
+    tokenizer = keras.layers.TextVectorization(
+        standardize=config["standardize"], split=config["split"], encoding=config["encoding"]
+    )
+    # "token" joins the vocabulary only so that texts without any token still get one (Keras needs it).
+    tokenizer.adapt(np.asarray([*texts, "token"], dtype=object))
+    words = np.asarray(tokenizer.get_vocabulary(), dtype=object)
+    # A chunk at a time to bound memory; each chunk is padded (with 0) to its own longest text.
+    token_ids = [keras.ops.convert_to_numpy(tokenizer(np.asarray(texts[i : i + 8192], dtype=object)))
+                 for i in range(0, len(texts), 8192)]
+    return [" ".join(words[row[row > 0]]) for chunk in token_ids for row in chunk]
+
+
+def overlap_mask(
+    texts: Sequence[str], against: Sequence[str], vectorizer: keras.layers.TextVectorization | None = None
+) -> np.ndarray:
+    """Which of ``texts`` equal one of ``against`` after the vectorizer's normalisation.
+
+    Use it to keep evaluation texts out of training data: a training text
+    that differs from a test text only in case, punctuation or spacing
+    gives the model the same tokens, so it is the same text to the model.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts to check, e.g. one column of training pairs.
+    against : sequence of str
+        The texts to keep out, e.g. every sentence of the dev and test pairs.
+    vectorizer : keras.layers.TextVectorization, optional
+        Whose normalisation to apply (see :func:`normalize_texts`); by
+        default that of :func:`build_text_encoder`.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (len(texts),)
+        True where the normalised text is a normalised text of ``against``.
+        Texts with no token (empty after normalisation) never match.
+
+    Raises
+    ------
+    ValueError
+        As :func:`normalize_texts`.
+
+    Examples
+    --------
+    >>> overlap_mask(["A dog runs.", "A cat sleeps", "..."], ["a dog  runs", "?"])
+    array([ True, False, False])
+    """
+    texts = _check_texts(texts, "texts")
+    against = _check_texts(against, "against")
+    normalized = normalize_texts(texts + against, vectorizer)
+    kept_out = set(normalized[len(texts):]) - {""}
+    return np.array([text in kept_out for text in normalized[: len(texts)]], dtype=bool)
+
+
+def _check_texts(texts: Any, label: str) -> list[str]:
+    """``texts`` as a list of str; a single string or a non-string item is a ValueError."""
+    if isinstance(texts, (str, bytes)):
+        raise ValueError(f"{label} must be a sequence of strings, not a single string; got {texts!r}.")
+    texts = list(texts)
+    wrong = [text for text in texts if not isinstance(text, str)]
+    if wrong:
+        raise ValueError(f"{label} must hold only strings; got {type(wrong[0]).__name__} {wrong[0]!r}.")
+    return texts
 
 
 def _vectorize_in_chunks(

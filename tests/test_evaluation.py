@@ -13,6 +13,7 @@ import dmlkeras.evaluation as ev
 from dmlkeras.evaluation import (
     best_threshold,
     calibrate,
+    correlation_difference,
     correlation_metrics,
     hardest_errors,
     kfold_verification_accuracy,
@@ -757,3 +758,50 @@ def test_compare_runs_one_seed_only_the_best_ties():
 def test_compare_runs_bad_input(runs, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ev.compare_runs(runs, "m", **kwargs)
+
+
+# ------------------------------------------------------ correlation_difference
+def reference_correlation_difference(a, b, gold, method, n_boot, seed):
+    """Loop reference: the same resampled pairs for both predictions, scipy's correlation per replicate."""
+    from scipy import stats
+
+    corr = stats.spearmanr if method == "spearman" else stats.pearsonr
+    draws = np.random.default_rng(seed).integers(0, len(gold), size=(n_boot, len(gold)))
+    replicates = []
+    for row in draws:
+        replicates.append(corr(a[row], gold[row]).statistic - corr(b[row], gold[row]).statistic)
+    return corr(a, gold).statistic - corr(b, gold).statistic, np.std(replicates, ddof=1)
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_correlation_difference_matches_the_loop_reference(method):
+    rng = np.random.default_rng(5)
+    gold = np.round(rng.random(60) * 5, 1)  # ties in the gold scores, as in STS
+    a = gold + rng.standard_normal(60)
+    b = np.round(gold + 2 * rng.standard_normal(60))  # ties in a prediction too
+    got = correlation_difference(a, b, gold, method=method, n_boot=200, seed=3)
+    want = reference_correlation_difference(a, b, gold, method, 200, 3)
+    assert got.difference == pytest.approx(want[0], abs=1e-12)
+    assert got.se == pytest.approx(want[1], rel=1e-9)
+    assert got.difference == pytest.approx(
+        correlation_metrics(a, gold)[method] - correlation_metrics(b, gold)[method], abs=1e-12
+    )
+
+
+def test_correlation_difference_is_paired_and_checks_its_inputs():
+    rng = np.random.default_rng(0)
+    gold = rng.random(300)
+    a = gold + 0.5 * rng.standard_normal(300)
+    assert correlation_difference(a, a, gold) == (0.0, 0.0)  # the same pairs for both: no spread
+    b = a + 0.05 * rng.standard_normal(300)  # nearly the same predictions: a small paired error
+    paired = correlation_difference(a, b, gold, n_boot=500).se
+    unpaired = np.hypot(*(correlation_difference(x, gold, gold, n_boot=500).se for x in (a, b)))
+    assert paired < unpaired / 3
+    assert correlation_difference(a, b, gold, seed=1) != correlation_difference(a, b, gold, seed=2)
+    with pytest.raises(ValueError, match=r"same shape \(n,\)"):
+        correlation_difference(a, b[:5], gold)
+    with pytest.raises(ValueError, match="method"):
+        correlation_difference(a, b, gold, method="kendall")
+    with pytest.raises(ValueError, match="NaN"):
+        correlation_difference(np.r_[a[:-1], np.nan], b, gold)
+    assert np.isnan(correlation_difference(np.ones(300), b, gold).difference)

@@ -8,6 +8,7 @@ import pytest
 
 from dmlkeras.losses import ContrastiveLoss
 from dmlkeras.models import build_siamese_model, get_embedding_model
+from dmlkeras import text
 from dmlkeras.models.layers import L2Normalize
 from dmlkeras.text import MaskedGlobalPooling1D, WeightedBagOfWords, build_text_encoder, idf_weights
 from tests.backend_utils import to_numpy, value_and_grad
@@ -254,3 +255,54 @@ def test_masked_pooling_of_an_empty_sequence_is_zero_with_finite_gradients():
         np.testing.assert_allclose(grad[1], 0.0)
     with pytest.raises(ValueError, match="pooling must be one of"):
         MaskedGlobalPooling1D("sum")
+
+
+# Normalisation like the vectorizer, and overlap
+
+
+def test_normalize_texts_gives_the_tokens_the_vectorizer_sees():
+    texts = ["A man is playing a Guitar.", "a man, is playing  a guitar!", "It's 9,415.82 (#39;)", "   ", "?!"]
+    vectorizer, _ = build_text_encoder(vocabulary_size=100, sequence_length=12, embedding_dim=4, texts=texts)
+    vocabulary = np.array(vectorizer.get_vocabulary())
+    ids = to_numpy(vectorizer(np.array(texts)))
+    seen = [" ".join(vocabulary[row[row > 0]]) for row in ids]
+    assert text.normalize_texts(texts, vectorizer) == seen == text.normalize_texts(texts)
+    assert seen[:3] == ["a man is playing a guitar", "a man is playing a guitar", "its 941582 39"]
+    assert seen[3:] == ["", ""]
+
+
+def test_normalize_texts_follows_the_vectorizer_settings():
+    lower_only = keras.layers.TextVectorization(standardize="lower")
+    assert text.normalize_texts(["A Dog, RUNS."], lower_only) == ["a dog, runs."]
+    assert text.normalize_texts(["A Dog, RUNS."], keras.layers.TextVectorization(standardize=None)) == ["A Dog, RUNS."]
+    assert text.normalize_texts([]) == []
+
+
+def test_overlap_mask_finds_texts_equal_after_normalisation():
+    held_out = ["A girl is playing the guitar.", "Stocks fall", "..."]
+    texts = ["a girl is playing the guitar", "A GIRL IS PLAYING THE GUITAR!!", "A girl is playing guitar.",
+             "stocks  fall", "stocks fall today", "", "!"]
+    np.testing.assert_array_equal(
+        text.overlap_mask(texts, held_out), [True, True, False, True, False, False, False]
+    )
+    lower_only = keras.layers.TextVectorization(standardize="lower")
+    np.testing.assert_array_equal(text.overlap_mask(texts[:2], held_out, lower_only), [False, False])
+    assert text.overlap_mask([], held_out).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("a dog",), "not a single string"),
+        ((["a dog", 3],), "only strings"),
+        ((["a dog"], "layer"), "TextVectorization"),
+    ],
+)
+def test_normalize_texts_rejects_bad_arguments(args, message):
+    with pytest.raises(ValueError, match=message):
+        text.normalize_texts(*args)
+
+
+def test_overlap_mask_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="against must hold only strings"):
+        text.overlap_mask(["a dog"], [None])
