@@ -447,9 +447,12 @@ class RetrievalEvaluation(keras.callbacks.Callback):
 
     def _embed(self, x: Any) -> np.ndarray:
         model = self.embedding_model if self.embedding_model is not None else self.model
-        if self.embedding_model is None and len(model.inputs) != 1:
+        # A subclassed model (e.g. models.CrossBatchMemory, whose predict is its tower's) has no
+        # symbolic inputs: only a functional model with several inputs (a head model) is refused.
+        inputs = getattr(model, "inputs", None) or []
+        if self.embedding_model is None and len(inputs) > 1:
             raise ValueError(
-                f"The model has {len(model.inputs)} inputs: pass its tower as embedding_model= "
+                f"The model has {len(inputs)} inputs: pass its tower as embedding_model= "
                 "(dmlkeras.models.get_embedding_model(model))."
             )
         emb = np.asarray(model.predict(x, batch_size=self.batch_size, verbose=0))

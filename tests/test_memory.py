@@ -189,6 +189,20 @@ def test_fit_lowers_the_loss_and_fills_the_memory(name):
     assert np.isfinite(stored).all() and np.abs(stored).max() > 0
 
 
+def test_retrieval_evaluation_scores_the_memory_model_during_fit():
+    # CrossBatchMemory is a subclassed model (no symbolic inputs); its predict is the tower's.
+    from dmlkeras.callbacks import RetrievalEvaluation  # noqa: PLC0415
+
+    keras.utils.set_random_seed(0)
+    x, y = _data()
+    model = CrossBatchMemory(_tower(), losses.get("batch-contrastive"), memory_size=64)
+    model.compile(keras.optimizers.Adam(0.02))
+    evaluation = RetrievalEvaluation(x, y, k=(1,))
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[evaluation])
+    assert [epoch for epoch, _ in evaluation.results] == [0, 1]
+    assert all(0.0 <= values["map_at_r"] <= 1.0 for _, values in evaluation.results)
+
+
 def test_save_and_load_round_trip(tmp_path):
     keras.utils.set_random_seed(0)
     x, y = _data(n=64)
