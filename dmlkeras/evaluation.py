@@ -8,7 +8,9 @@ model. (The Keras callback that embeds a validation set with
 * Retrieval (image retrieval, few-shot, deduplication):
   :func:`retrieval_metrics` - Precision@1, Recall@K, Precision@K,
   R-Precision, MAP@R (Musgrave et al., "A Metric Learning Reality Check",
-  ECCV 2020) and KMeans NMI / AMI; single labels or multi-hot label sets.
+  ECCV 2020) and KMeans NMI / AMI; single labels or multi-hot label sets;
+  :func:`retrieval_per_query` keeps Precision@1 and MAP@R per query, for
+  bootstrap intervals over queries.
 * Verification (face verification, LFW): :func:`verification_metrics`,
   :func:`roc_curve`, :func:`best_threshold`,
   :func:`kfold_verification_accuracy`, :func:`hardest_errors`, and
@@ -53,6 +55,7 @@ from dmlkeras.index import NearestNeighbors
 
 __all__ = [
     "retrieval_metrics",
+    "retrieval_per_query",
     "verification_metrics",
     "roc_curve",
     "RocCurve",
@@ -130,6 +133,35 @@ def _retrieval_labels(labels: ArrayLike, n: int, name: str) -> np.ndarray:
 
 
 # -------------------------------------------------------------- retrieval
+def _retrieval_inputs(
+    query_emb: ArrayLike, query_labels: ArrayLike, gallery_emb: ArrayLike | None, gallery_labels: ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Checked ``(q, query labels, gallery, gallery labels, leave_one_out)`` of a retrieval evaluation."""
+    q = embedding_array(query_emb, "query_emb")
+    ql = _retrieval_labels(query_labels, q.shape[0], "query_labels")
+    loo = gallery_emb is None
+    if loo:
+        if gallery_labels is not None:
+            raise ValueError("gallery_labels given without gallery_emb.")
+        g, gl = q, ql
+    else:
+        if gallery_labels is None:
+            raise ValueError("gallery_emb given without gallery_labels.")
+        g = embedding_array(gallery_emb, "gallery_emb")
+        if g.shape[1] != q.shape[1]:
+            raise ValueError(
+                f"gallery_emb must have shape (n_gallery, {q.shape[1]}) like query_emb; got shape {g.shape}."
+            )
+        gl = _retrieval_labels(gallery_labels, g.shape[0], "gallery_labels")
+    multi_hot = ql.ndim == 2
+    if gl.ndim != ql.ndim or (multi_hot and gl.shape[1] != ql.shape[1]):
+        raise ValueError(
+            f"query_labels and gallery_labels must be of the same kind (both (n,) or both (n, L)); "
+            f"got shapes {ql.shape} and {gl.shape}."
+        )
+    return q, ql, g, gl, loo
+
+
 def retrieval_metrics(
     query_emb: ArrayLike,
     query_labels: ArrayLike,
@@ -249,30 +281,10 @@ def retrieval_metrics(
         raise ValueError(f"metric must be one of {RETRIEVAL_METRICS}; got {metric!r}.")
     if backend not in ("numpy", "faiss"):
         raise ValueError(f"backend must be 'numpy' or 'faiss'; got {backend!r}.")
-    q = embedding_array(query_emb, "query_emb")
     ks = _as_k_tuple(k)
     n_jobs = _usable_cores() if n_jobs is None else check_int(n_jobs, "n_jobs")
-    ql = _retrieval_labels(query_labels, q.shape[0], "query_labels")
-    loo = gallery_emb is None
-    if loo:
-        if gallery_labels is not None:
-            raise ValueError("gallery_labels given without gallery_emb.")
-        g, gl = q, ql
-    else:
-        if gallery_labels is None:
-            raise ValueError("gallery_emb given without gallery_labels.")
-        g = embedding_array(gallery_emb, "gallery_emb")
-        if g.shape[1] != q.shape[1]:
-            raise ValueError(
-                f"gallery_emb must have shape (n_gallery, {q.shape[1]}) like query_emb; got shape {g.shape}."
-            )
-        gl = _retrieval_labels(gallery_labels, g.shape[0], "gallery_labels")
+    q, ql, g, gl, loo = _retrieval_inputs(query_emb, query_labels, gallery_emb, gallery_labels)
     multi_hot = ql.ndim == 2
-    if gl.ndim != ql.ndim or (multi_hot and gl.shape[1] != ql.shape[1]):
-        raise ValueError(
-            f"query_labels and gallery_labels must be of the same kind (both (n,) or both (n, L)); "
-            f"got shapes {ql.shape} and {gl.shape}."
-        )
     if multi_hot and clustering:
         raise ValueError("clustering=True needs one label per embedding; pass clustering=False with multi-hot labels.")
     n_avail = g.shape[0] - (1 if loo else 0)
@@ -303,6 +315,81 @@ def retrieval_metrics(
     if clustering:
         out.update(_clustering_scores(q, relevance.query_codes, metric, seed))
     out["n_queries"] = int(n_eval)
+    return out
+
+
+def retrieval_per_query(
+    query_emb: ArrayLike,
+    query_labels: ArrayLike,
+    gallery_emb: ArrayLike | None = None,
+    gallery_labels: ArrayLike | None = None,
+    metric: str = "euclidean",
+) -> dict[str, np.ndarray]:
+    """Precision@1 and MAP@R of every query, for intervals over queries.
+
+    The per-query values whose means :func:`retrieval_metrics` reports (same
+    search, same ties, same definitions), kept apart so that a bootstrap
+    over queries (:func:`bootstrap_mean`) can put a standard error on a
+    score, or, given the per-query differences of two embeddings of the same
+    queries, on a gap.
+
+    Parameters
+    ----------
+    query_emb : array-like of shape (n_queries, d)
+    query_labels : array-like of shape (n_queries,) or (n_queries, n_labels)
+        As in :func:`retrieval_metrics`.
+    gallery_emb : array-like of shape (n_gallery, d), optional
+        ``None``: leave-one-out within the query set.
+    gallery_labels : array-like, optional
+        Required with ``gallery_emb``.
+    metric : {"euclidean", "cosine", "dot"}, default "euclidean"
+
+    Returns
+    -------
+    dict
+        ``precision_at_1`` and ``map_at_r``: float arrays of shape
+        ``(n_queries,)``, NaN for a query without a relevant gallery item
+        (``R = 0``; :func:`retrieval_metrics` leaves those out). Their
+        ``numpy.nanmean`` is the value :func:`retrieval_metrics` reports.
+
+    Raises
+    ------
+    ValueError
+        On a bad ``metric``, shape mismatches, or when no query has a
+        relevant gallery item.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> emb = np.array([[0.0], [1.0], [4.0], [5.0], [3.0]])
+    >>> per_query = retrieval_per_query(emb, [0, 0, 1, 1, 1])
+    >>> per_query["map_at_r"].tolist()   # the last query: AP = (1/2) (1/1 + 0)
+    [1.0, 1.0, 1.0, 1.0, 0.5]
+    >>> bootstrap_mean(per_query["map_at_r"]).mean
+    0.9
+    """
+    if metric not in RETRIEVAL_METRICS:
+        raise ValueError(f"metric must be one of {RETRIEVAL_METRICS}; got {metric!r}.")
+    q, ql, g, gl, loo = _retrieval_inputs(query_emb, query_labels, gallery_emb, gallery_labels)
+    relevance = _Relevance(ql, gl, loo)
+    r_all = relevance.counts()
+    evaluated = np.flatnonzero(r_all > 0)
+    if evaluated.size == 0:
+        raise ValueError("No query has a relevant item in the gallery (R = 0 for all queries).")
+    order = evaluated[np.argsort(r_all[evaluated], kind="stable")]  # blocks of similar R
+    out = {"precision_at_1": np.full(q.shape[0], np.nan), "map_at_r": np.full(q.shape[0], np.nan)}
+    nn = NearestNeighbors(metric=metric).fit(g)
+    block = max(1, _BLOCK_ELEMENTS // g.shape[0])
+    for start in range(0, order.size, block):
+        rows = order[start : start + block]
+        r = r_all[rows]
+        _, idx = nn.search(q[rows], int(r.max()), exclude=rows if loo else None)
+        rel = relevance.of(rows, idx)
+        ranks = np.arange(1, rel.shape[1] + 1)
+        rel_r = rel & (ranks[None, :] <= r[:, None])  # the first R retrieved only
+        cum = np.cumsum(rel_r, axis=1)
+        out["precision_at_1"][rows] = rel[:, 0]
+        out["map_at_r"][rows] = np.sum(cum * rel_r / ranks, axis=1) / r
     return out
 
 

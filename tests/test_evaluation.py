@@ -805,3 +805,60 @@ def test_correlation_difference_is_paired_and_checks_its_inputs():
     with pytest.raises(ValueError, match="NaN"):
         correlation_difference(np.r_[a[:-1], np.nan], b, gold)
     assert np.isnan(correlation_difference(np.ones(300), b, gold).difference)
+
+
+# ------------------------------------------------------------- per-query retrieval
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(4, 30),
+    n_classes=st.integers(1, 5),
+    separate_gallery=st.booleans(),
+    metric=st.sampled_from(["euclidean", "cosine", "dot"]),
+)
+def test_retrieval_per_query_matches_loop_reference(seed, n, n_classes, separate_gallery, metric):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n, 3))
+    ql = rng.integers(0, n_classes, n)
+    g = gl = None
+    if separate_gallery:
+        g = rng.normal(size=(n + 2, 3))
+        gl = rng.integers(0, n_classes, n + 2)
+    expected = {"precision_at_1": [], "map_at_r": []}
+    for i in range(n):  # one query at a time: the reference of the means
+        gal, gal_l = (q, ql) if g is None else (g, gl)
+        keep = [j for j in range(len(gal)) if not (g is None and j == i)]
+        r = sum(int(gal_l[j] == ql[i]) for j in keep)
+        if r == 0:
+            expected["precision_at_1"].append(np.nan)
+            expected["map_at_r"].append(np.nan)
+            continue
+        if metric == "euclidean":
+            dist = [float(np.linalg.norm(q[i] - gal[j])) for j in keep]
+        elif metric == "dot":
+            dist = [-float(q[i] @ gal[j]) for j in keep]
+        else:
+            dist = [1.0 - float(q[i] @ gal[j] / (np.linalg.norm(q[i]) * np.linalg.norm(gal[j]))) for j in keep]
+        ranked = [j for _, j in sorted(zip(dist, keep))]
+        rel = [int(gal_l[j] == ql[i]) for j in ranked]
+        expected["precision_at_1"].append(float(rel[0]))
+        expected["map_at_r"].append(sum(sum(rel[:p]) / p for p in range(1, r + 1) if rel[p - 1]) / r)
+    if np.all(np.isnan(expected["map_at_r"])):
+        with pytest.raises(ValueError, match="R = 0"):
+            ev.retrieval_per_query(q, ql, g, gl, metric=metric)
+        return
+    per_query = ev.retrieval_per_query(q, ql, g, gl, metric=metric)
+    means = retrieval_metrics(q, ql, g, gl, k=1, metric=metric, clustering=False)
+    for key, values in expected.items():
+        np.testing.assert_allclose(per_query[key], values, atol=1e-12, err_msg=key)
+        assert np.nanmean(per_query[key]) == pytest.approx(means[key], abs=1e-12)
+
+
+def test_retrieval_per_query_errors():
+    emb = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="metric must be one of"):
+        ev.retrieval_per_query(emb, [0, 0, 1], metric="manhattan")
+    with pytest.raises(ValueError, match="R = 0"):
+        ev.retrieval_per_query(emb, [0, 1, 2])
+    with pytest.raises(ValueError, match=r"shape \(n_gallery, 2\)"):
+        ev.retrieval_per_query(emb, [0, 0, 1], np.zeros((3, 3)), [0, 0, 1])
