@@ -70,3 +70,55 @@ def test_most_popular_scores(tiny_split):
     assert s.shape == (3, 6)
     np.testing.assert_array_equal(s[0], np.bincount(tiny_split.train[:, 1], minlength=6))
     np.testing.assert_array_equal(s[0], s[2])
+
+
+def test_ranking_eval_per_user_matches_loops_and_the_means(tiny_split):
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.normal(size=(3, 6)), 1)  # rounded: ties on purpose
+    per_user = recsys.ranking_eval_per_user(scores, tiny_split, num_negatives=3, k=2, full_k=2)
+    np.testing.assert_array_equal(per_user["users"], tiny_split.test_users)
+    negatives = recsys.sample_eval_negatives(tiny_split, 3, seed=0)
+    seen = tiny_split.seen_items()
+    for r, u in enumerate(tiny_split.test_users):
+        held = tiny_split.test_items[u]
+        rank = sum(scores[u, j] >= scores[u, held] for j in negatives[r])  # ties count against the held item
+        assert per_user["hit_rate_at_2"][r] == float(rank < 2)
+        assert per_user["ndcg_at_2"][r] == pytest.approx(1 / np.log2(rank + 2) if rank < 2 else 0.0)
+        assert per_user["reciprocal_rank"][r] == pytest.approx(1 / (rank + 1))
+        # Full ranking by a stable sort of the unseen items (smaller index first among ties).
+        unseen = [j for j in range(6) if j not in seen[u]]
+        ordered = sorted(unseen, key=lambda j: (-scores[u, j], j))
+        assert per_user["recall_at_2"][r] == float(held in ordered[:2])
+    means = recsys.sampled_ranking_eval(scores, tiny_split, num_negatives=3, k=2, full_k=2)
+    assert means == {
+        "hit_rate_at_2": per_user["hit_rate_at_2"].mean(),
+        "ndcg_at_2": per_user["ndcg_at_2"].mean(),
+        "mrr": per_user["reciprocal_rank"].mean(),
+        "recall_at_2": per_user["recall_at_2"].mean(),
+        "n_users": 3,
+    }
+    with pytest.raises(ValueError, match="NaN"):
+        recsys.ranking_eval_per_user(np.full((3, 6), np.nan), tiny_split, num_negatives=3)
+
+
+def test_ranking_evaluation_callback_logs_the_validation_metrics():
+    import keras
+
+    from tests.recsys_helpers import block_ratings
+
+    split = recsys.leave_one_out_split(block_ratings())
+    keras.utils.set_random_seed(0)
+    model = recsys.build_cml_model(split.num_users, split.num_items, embedding_dim=8, num_negatives=4,
+                                   learning_rate=0.05)
+    before = recsys.sampled_ranking_eval(model, split, num_negatives=20, k=5)
+    data = recsys.InteractionTriplets(split, split.num_items, num_negatives=4, batch_size=32, seed=0)
+    callback = recsys.RankingEvaluation(split, num_negatives=20, k=5)
+    history = model.fit(data, epochs=3, verbose=0, callbacks=[callback])
+    curve = history.history["val_hit_rate_at_5"]
+    assert len(curve) == 3 and sorted(k for k in history.history if k.startswith("val_")) == [
+        "val_hit_rate_at_5", "val_mrr", "val_ndcg_at_5", "val_recall_at_20"]
+    # The last logged value is the trained model's score, and training on block data beats the start.
+    assert curve[-1] == recsys.sampled_ranking_eval(model, split, num_negatives=20, k=5)["hit_rate_at_5"]
+    assert curve[-1] > before["hit_rate_at_5"] + 0.2
+    with pytest.raises(ValueError, match="unseen"):
+        recsys.RankingEvaluation(split, num_negatives=10_000)

@@ -30,6 +30,9 @@ The package has five modules:
   same way -- a model of this module, a score matrix, or a callable
   ``(user_ids, item_ids) -> scores`` -- with HR@10 and NDCG@10 against 100
   sampled negatives and recall@20 over the full ranking of unseen items;
+  :func:`ranking_eval_per_user` gives the same metrics per user (for
+  bootstrap intervals), :class:`RankingEvaluation` logs them on a validation
+  split after every epoch (for ``EarlyStopping`` and tuning);
   :func:`most_popular_scores` is the popularity baseline.
 * **Serving** (:mod:`~dmlkeras.recsys.serving`): :func:`recommend` returns each user's top-k unseen items
   through :class:`dmlkeras.index.NearestNeighbors` (dot-product models go
@@ -52,7 +55,13 @@ keeps the mapping.
 
 
 from dmlkeras.recsys.data import InteractionTriplets, LeaveOneOutSplit, leave_one_out_split
-from dmlkeras.recsys.evaluation import most_popular_scores, sample_eval_negatives, sampled_ranking_eval
+from dmlkeras.recsys.evaluation import (
+    RankingEvaluation,
+    most_popular_scores,
+    ranking_eval_per_user,
+    sample_eval_negatives,
+    sampled_ranking_eval,
+)
 from dmlkeras.recsys.losses import (  # noqa: F401  (the constants: attributes of the former module)
     CML_METRICS,
     MF_LOSSES,
@@ -85,6 +94,7 @@ __all__ = [
     "ItemFeatureLoss",
     "LeaveOneOutSplit",
     "MFLoss",
+    "RankingEvaluation",
     "UnitBallConstraint",
     "bpr_loss",
     "build_cml_model",
@@ -96,6 +106,7 @@ __all__ = [
     "leave_one_out_split",
     "model_kind",
     "most_popular_scores",
+    "ranking_eval_per_user",
     "recommend",
     "sample_eval_negatives",
     "sampled_ranking_eval",

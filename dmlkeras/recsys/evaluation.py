@@ -9,11 +9,16 @@ import keras
 import numpy as np
 
 from dmlkeras._validation import check_int, check_seed
-from dmlkeras.evaluation import ranking_metrics, sampled_ranking_metrics
 from dmlkeras.recsys.data import LeaveOneOutSplit
 from dmlkeras.recsys.models import score_matrix
 
-__all__ = ["most_popular_scores", "sample_eval_negatives", "sampled_ranking_eval"]
+__all__ = [
+    "RankingEvaluation",
+    "most_popular_scores",
+    "ranking_eval_per_user",
+    "sample_eval_negatives",
+    "sampled_ranking_eval",
+]
 
 
 def _check_split(split: Any) -> LeaveOneOutSplit:
@@ -101,6 +106,98 @@ def _score_rows(model_or_scorer: Any, num_users: int, num_items: int) -> Callabl
     return lambda users: matrix[users]
 
 
+def ranking_eval_per_user(
+    model_or_scorer: Any,
+    split: LeaveOneOutSplit,
+    num_negatives: int = 100,
+    k: int = 10,
+    seed: int = 0,
+    full_k: int = 20,
+) -> dict[str, np.ndarray]:
+    """The metrics of :func:`sampled_ranking_eval`, one value per test user (for intervals).
+
+    :func:`sampled_ranking_eval` returns the means of these arrays. Per
+    user, with ``rank`` the number of the ``num_negatives`` sampled
+    negatives scoring at least as high as the held-out item (ties count
+    against it) and ``full_rank`` its 0-based position in the full ranking
+    of the items the user did not train on (ties: smaller item index first,
+    as a stable sort):
+
+    * ``hit_rate_at_{k}``: 1 if ``rank < k``, else 0;
+    * ``ndcg_at_{k}``: ``1 / log2(rank + 2)`` if ``rank < k``, else 0;
+    * ``reciprocal_rank``: ``1 / (rank + 1)`` (its mean is ``mrr``);
+    * ``recall_at_{full_k}``: 1 if ``full_rank < full_k``, else 0.
+
+    Pass the arrays (or the per-user difference of two models' arrays: the
+    paired comparison) to :func:`dmlkeras.evaluation.bootstrap_mean` for a
+    standard error over users.
+
+    Parameters
+    ----------
+    model_or_scorer, split, num_negatives, k, seed, full_k
+        As in :func:`sampled_ranking_eval`.
+
+    Returns
+    -------
+    dict
+        The four arrays above, each of shape ``(n_test_users,)`` float64,
+        and ``users``, the test users (``split.test_users``) they belong to.
+
+    Raises
+    ------
+    ValueError
+        On a scorer of the wrong shape, NaN scores or a split without test items.
+
+    Examples
+    --------
+    >>> from dmlkeras.recsys import leave_one_out_split
+    >>> import pandas as pd
+    >>> ratings = pd.DataFrame({"user_id": [0, 0, 1, 1], "item_id": [0, 1, 0, 2], "timestamp": [1, 2, 1, 2]})
+    >>> split = leave_one_out_split(ratings)  # test items: user 0 -> 1, user 1 -> 2
+    >>> per_user = ranking_eval_per_user(lambda u, i: -i, split, num_negatives=1, k=1, full_k=1)
+    >>> per_user["hit_rate_at_1"], per_user["recall_at_1"]  # prefers low ids: user 0 is hit, user 1 is not
+    (array([1., 0.]), array([1., 0.]))
+    """
+    split = _check_split(split)
+    k = check_int(k, "k")
+    full_k = check_int(full_k, "full_k")
+    cutoff = min(full_k, split.num_items)
+    rows_fn = _score_rows(model_or_scorer, split.num_users, split.num_items)
+    negatives = sample_eval_negatives(split, num_negatives, seed)
+    users = split.test_users
+    held = split.test_items[users]
+    seen = split.train_matrix()
+    pos_scores = np.empty(users.size)
+    neg_scores = np.empty(negatives.shape)
+    full_rank = np.empty(users.size, dtype=np.int64)
+    items = np.arange(split.num_items)
+    chunk = max(1, (1 << 21) // split.num_items)
+    for start in range(0, users.size, chunk):
+        u = users[start : start + chunk]
+        h = held[start : start + u.size]
+        s = rows_fn(u)
+        if np.isnan(s).any():
+            raise ValueError("The scorer returned NaN scores.")
+        r = np.arange(u.size)
+        pos = s[r, h]
+        pos_scores[start : start + u.size] = pos
+        neg_scores[start : start + u.size] = np.take_along_axis(s, negatives[start : start + u.size], axis=1)
+        s = s.copy()
+        block = seen[u]
+        s[np.repeat(r, np.diff(block.indptr)), block.indices] = -np.inf
+        ahead = (s > pos[:, None]).sum(axis=1) + ((s == pos[:, None]) & (items[None, :] < h[:, None])).sum(axis=1)
+        full_rank[start : start + u.size] = ahead
+    rank = (neg_scores >= pos_scores[:, None]).sum(axis=1)
+    hit = rank < k
+    return {
+        f"hit_rate_at_{k}": hit.astype(np.float64),
+        f"ndcg_at_{k}": np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0),
+        "reciprocal_rank": 1.0 / (rank + 1.0),
+        f"recall_at_{full_k}": (full_rank < cutoff).astype(np.float64),
+        "users": users,
+    }
+
+
 def sampled_ranking_eval(
     model_or_scorer: Any,
     split: LeaveOneOutSplit,
@@ -116,14 +213,16 @@ def sampled_ranking_eval(
     * **Sampled** (He et al., 2017): the held-out item is ranked against
       ``num_negatives`` items the user never interacted with
       (:func:`sample_eval_negatives`, same ``seed`` = same candidates for
-      every model); HR@k and NDCG@k by
+      every model); HR@k and NDCG@k as in
       :func:`dmlkeras.evaluation.sampled_ranking_metrics` (ties count
       against the held-out item).
     * **Full ranking**: the held-out item is ranked among *all* items the
       user has not trained on (training items get score ``-inf``);
-      recall@``full_k`` by :func:`dmlkeras.evaluation.ranking_metrics` (with
-      one held-out item, recall = hit rate). Stricter: sampled metrics are
-      known to flatter models (Krichene & Rendle, 2020).
+      recall@``full_k`` as in :func:`dmlkeras.evaluation.ranking_metrics`
+      (with one held-out item, recall = hit rate). Stricter: sampled
+      metrics are known to flatter models (Krichene & Rendle, 2020).
+
+    The values are the means over users of :func:`ranking_eval_per_user`.
 
     Parameters
     ----------
@@ -162,39 +261,79 @@ def sampled_ranking_eval(
     >>> m["hit_rate_at_1"], m["recall_at_1"]  # user 0 (item 1) is hit, user 1 (item 2) is not
     (0.5, 0.5)
     """
-    split = _check_split(split)
-    k = check_int(k, "k")
-    full_k = check_int(full_k, "full_k")
-    rows_fn = _score_rows(model_or_scorer, split.num_users, split.num_items)
-    negatives = sample_eval_negatives(split, num_negatives, seed)
-    users = split.test_users
-    held = split.test_items[users]
-    seen = split.train_matrix()
-    pos_scores = np.empty(users.size)
-    neg_scores = np.empty(negatives.shape)
-    full_totals = 0.0
-    chunk = max(1, (1 << 21) // split.num_items)
-    for start in range(0, users.size, chunk):
-        u = users[start : start + chunk]
-        s = rows_fn(u)
-        if np.isnan(s).any():
-            raise ValueError("The scorer returned NaN scores.")
-        r = np.arange(u.size)
-        pos_scores[start : start + u.size] = s[r, held[start : start + u.size]]
-        neg_scores[start : start + u.size] = np.take_along_axis(s, negatives[start : start + u.size], axis=1)
-        s = s.copy()
-        block = seen[u]
-        s[np.repeat(r, np.diff(block.indptr)), block.indices] = -np.inf
-        full = ranking_metrics(s, held[start : start + u.size, None], k=min(full_k, split.num_items))
-        full_totals += full["recall_at_k"] * u.size
-    sampled = sampled_ranking_metrics(pos_scores, neg_scores, k=k)
+    per_user = ranking_eval_per_user(model_or_scorer, split, num_negatives, k, seed, full_k)
+    hits, ndcg, reciprocal, recall = (name for name in per_user if name != "users")
     return {
-        f"hit_rate_at_{k}": sampled["hit_rate_at_k"],
-        f"ndcg_at_{k}": sampled["ndcg_at_k"],
-        "mrr": sampled["mrr"],
-        f"recall_at_{full_k}": full_totals / users.size,
-        "n_users": int(users.size),
+        hits: float(per_user[hits].mean()),
+        ndcg: float(per_user[ndcg].mean()),
+        "mrr": float(per_user[reciprocal].mean()),
+        recall: float(per_user[recall].mean()),
+        "n_users": int(per_user["users"].size),
     }
+
+
+class RankingEvaluation(keras.callbacks.Callback):
+    """Keras callback logging the ranking metrics of a validation split after every epoch.
+
+    After each epoch it scores the model being trained (a model of this
+    module) with :func:`sampled_ranking_eval` on ``split`` and writes the
+    metrics into the epoch ``logs`` with ``prefix`` (``val_hit_rate_at_10``,
+    ``val_ndcg_at_10``, ``val_mrr``, ``val_recall_at_20``), so they show in
+    ``history.history`` and ``keras.callbacks.EarlyStopping`` can monitor
+    them (list this callback first). The split is a validation split, e.g.
+    ``leave_one_out_split(test_split.train_frame())``, whose held-out items
+    the model does not train on.
+
+    Parameters
+    ----------
+    split : LeaveOneOutSplit
+        The split the model trains on (its ``train``) and is scored on (its held-out items).
+    num_negatives, k, seed, full_k
+        As in :func:`sampled_ranking_eval`.
+    prefix : str, default "val_"
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from dmlkeras.recsys import InteractionTriplets, build_cml_model, leave_one_out_split
+    >>> ratings = pd.DataFrame({"user_id": np.repeat(np.arange(4), 5), "item_id": np.arange(20) % 12,
+    ...                         "timestamp": np.tile(np.arange(5), 4)})
+    >>> split = leave_one_out_split(ratings)
+    >>> model = build_cml_model(split.num_users, split.num_items, embedding_dim=4, num_negatives=2)
+    >>> data = InteractionTriplets(split, split.num_items, num_negatives=2, batch_size=8)
+    >>> callback = RankingEvaluation(split, num_negatives=5, k=3, full_k=3)
+    >>> history = model.fit(data, epochs=2, verbose=0, callbacks=[callback])
+    >>> sorted(name for name in history.history if name.startswith("val_"))
+    ['val_hit_rate_at_3', 'val_mrr', 'val_ndcg_at_3', 'val_recall_at_3']
+    >>> len(history.history["val_hit_rate_at_3"])
+    2
+    """
+
+    def __init__(
+        self,
+        split: LeaveOneOutSplit,
+        num_negatives: int = 100,
+        k: int = 10,
+        seed: int = 0,
+        full_k: int = 20,
+        prefix: str = "val_",
+    ) -> None:
+        super().__init__()
+        self.split = _check_split(split)
+        self.num_negatives = check_int(num_negatives, "num_negatives")
+        self.k = check_int(k, "k")
+        self.seed = check_seed(seed)
+        self.full_k = check_int(full_k, "full_k")
+        self.prefix = str(prefix)
+        # Fail now, not after the first epoch, when the split has too few unseen items.
+        sample_eval_negatives(self.split, self.num_negatives, self.seed)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        metrics = sampled_ranking_eval(self.model, self.split, self.num_negatives, self.k, self.seed, self.full_k)
+        if logs is not None:
+            for name, value in metrics.items():
+                if name != "n_users":
+                    logs[self.prefix + name] = value
 
 
 def most_popular_scores(split: LeaveOneOutSplit) -> np.ndarray:
