@@ -306,6 +306,170 @@ class NearestNeighbors:
             out_i[start:stop] = i
         return out_d, out_i
 
+    # -------------------------------------------------------- member ranks
+    def member_ranks(
+        self,
+        queries: ArrayLike,
+        k: int,
+        members: ArrayLike,
+        *,
+        exclude: ArrayLike | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Which of each query's ``k`` nearest are members of a set of gallery items.
+
+        The neighbours are ranked as :meth:`search` ranks them (numpy
+        backend, same distances), but their indices are never found: the
+        members and the other items are sorted apart, the others only their
+        ``k`` nearest (:func:`numpy.partition`), and the two sorted lists are
+        merged. Where a member and a non-member have the same distance within
+        the first ``k + 1`` places (or a distance there is not finite), their
+        order is that of their indices, which this does not know: such rows
+        are reported as ``ambiguous`` (their ``is_member`` row is then
+        meaningless) for the caller to :meth:`search`.
+        :func:`dmlkeras.evaluation.retrieval_metrics` ranks each query's
+        relevant items (its label's) this way.
+
+        Parameters
+        ----------
+        queries : array-like of shape (q, d)
+        k : int
+            Number of neighbours, ``1 <= k <= n_gallery`` (``n_gallery - 1``
+            when an item is excluded).
+        members : array-like of int, shape (m,)
+            Gallery indices of the members, strictly increasing, ``m >= 1``.
+        exclude : array-like of shape (q,), optional
+            Keyword-only: the gallery index to drop from each row, ``-1`` for
+            none; an excluded index must be a member.
+
+        Returns
+        -------
+        is_member : ndarray of shape (q, k), bool
+            Whether the ``j``-th nearest neighbour is a member.
+        ambiguous : ndarray of shape (q,), bool
+            Rows where a member and a non-member tie within the first
+            ``k + 1`` places, or a distance there is not finite.
+
+        Raises
+        ------
+        ValueError
+            Not fitted, the faiss backend, wrong shapes, ``k`` or
+            ``members`` out of range, or an excluded index that is not a
+            member.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> nn = NearestNeighbors().fit(np.array([[0.0], [1.0], [2.0], [3.0], [5.0]]))
+        >>> is_member, ambiguous = nn.member_ranks(np.array([[0.4], [2.0]]), k=3, members=[0, 1])
+        >>> is_member
+        array([[ True,  True, False],
+               [False,  True, False]])
+        >>> ambiguous  # query 2.0: items 1 (a member) and 3 (not) tie at distance 1
+        array([False,  True])
+        """
+        if self._gallery is None:
+            raise ValueError("This NearestNeighbors is not fitted: call fit(embeddings) first.")
+        if self.backend != "numpy":
+            raise ValueError(f"member_ranks needs backend='numpy'; this one has backend={self.backend!r}.")
+        q = embedding_array(queries, "queries")
+        if q.shape[1] != self.n_features_:
+            raise ValueError(
+                f"queries must have shape (q, {self.n_features_}) like the fitted embeddings; got shape {q.shape}."
+            )
+        n = self.n_gallery_
+        mem = np.asarray(members)
+        if (
+            mem.ndim != 1
+            or mem.size == 0
+            or not np.issubdtype(mem.dtype, np.integer)
+            or mem[0] < 0
+            or mem[-1] >= n
+            or np.any(np.diff(mem) <= 0)
+        ):
+            raise ValueError(
+                f"members must be a non-empty, strictly increasing 1-D array of gallery indices in [0, {n - 1}]."
+            )
+        excl: np.ndarray | None = None
+        if exclude is not None:
+            excl = np.asarray(exclude)
+            if excl.shape != (q.shape[0],) or not np.issubdtype(excl.dtype, np.integer):
+                raise ValueError(
+                    f"exclude must be an int array of shape ({q.shape[0]},) (one gallery index per query, "
+                    f"-1 for none); got {excl.dtype} array of shape {excl.shape}."
+                )
+            excl = excl.astype(np.int64)
+            given = excl != -1
+            if np.any(given & ~np.isin(excl, mem)):
+                raise ValueError("exclude values must be -1 or members.")
+            if not given.any():
+                excl = None
+        k = check_int(k, "k")
+        k_max = n - 1 if excl is not None else n
+        if k > k_max:
+            raise ValueError(f"k must be in [1, {k_max}]; got k={k}.")
+        qw = np.asarray(q, dtype=self._dtype)
+        if self.metric == "cosine":
+            qw = _normalize(qw)
+        qw = np.ascontiguousarray(qw)
+        n_q = qw.shape[0]
+        block = self.block_size or max(1, _BLOCK_ELEMENTS // n)
+        is_member = np.empty((n_q, k), dtype=bool)
+        ambiguous = np.empty(n_q, dtype=bool)
+        for lo in range(0, n_q, block):
+            hi = min(n_q, lo + block)
+            ex = None if excl is None else excl[lo:hi]
+            is_member[lo:hi], ambiguous[lo:hi] = self._member_block(qw[lo:hi], k, mem, ex)
+        return is_member, ambiguous
+
+    def _member_block(
+        self, qb: np.ndarray, k: int, members: np.ndarray, excl: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        d = self._distance_block(qb)
+        b, n = d.shape
+        m = members.size
+        k_other = min(k, n - m)
+        places = min(k + 1, m + k_other)
+        q_sq = np.einsum("ij,ij->i", qb, qb) if self.metric == "euclidean" else None
+        is_member = np.empty((b, k), dtype=bool)
+        ambiguous = np.empty(b, dtype=bool)
+        rows_per_piece = max(1, _PIECE_ELEMENTS // n)
+        for lo in range(0, b, rows_per_piece):
+            hi = min(b, lo + rows_per_piece)
+            piece = d[lo:hi]
+            self._finish_surrogate(piece, None if q_sq is None else q_sq[lo:hi])
+            if excl is not None:
+                ex = excl[lo:hi]
+                rows = np.flatnonzero(ex >= 0)
+                piece[rows, ex[rows]] = np.inf  # a member: it sorts last among them
+            # Members, then the k nearest others, each run sorted: a stable
+            # sort merges the two runs (timsort) and puts members first in a tie.
+            both = self._buffer("both", (hi - lo, m + k_other), d.dtype)
+            np.take(piece, members, axis=1, out=both[:, :m])
+            both[:, :m].sort(axis=1)
+            if k_other:
+                other = self._buffer("other", piece.shape, d.dtype)
+                np.copyto(other, piece)
+                other[:, members] = np.inf
+                if k_other < n:
+                    other.partition(k_other - 1, axis=1)
+                np.copyto(both[:, m:], other[:, :k_other])
+                both[:, m:].sort(axis=1)
+            order = np.argsort(both, axis=1, kind="stable")[:, :places]
+            member = order < m
+            values = np.take_along_axis(both, order, axis=1)
+            is_member[lo:hi] = member[:, :k]
+            tie = (values[:, 1:] == values[:, :-1]) & (member[:, 1:] != member[:, :-1])
+            amb = tie.any(axis=1) | ~np.isfinite(values[:, :k]).all(axis=1)
+            if places > k:
+                # Members that tie across the cut hide the others of their
+                # value, which come after them here but may come first.
+                straddle = np.flatnonzero((values[:, k] == values[:, k - 1]) & member[:, k - 1] & member[:, k])
+                if straddle.size:
+                    others = both[straddle, m:]
+                    amb[straddle] |= (others == values[straddle, k - 1, None]).any(axis=1)
+            ambiguous[lo:hi] = amb
+        return is_member, ambiguous
+
     # ------------------------------------------------------------ internals
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A reused work array (fresh large arrays cost page faults on every block)."""

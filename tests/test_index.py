@@ -118,6 +118,76 @@ def test_exact_ties_keep_smaller_indices(seed, n, q, backend, exclude_self, data
         np.testing.assert_allclose(dist[r], np.sqrt(sq[order[:k]]), rtol=1e-6)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(2, 40),
+    metric=st.sampled_from(["euclidean", "cosine", "dot"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    leave_one_out=st.booleans(),
+    data=st.data(),
+)
+def test_member_ranks_equal_search(seed, n, metric, dtype, leave_one_out, data):
+    # Small integer coordinates: many exact ties between members and others
+    # (the ambiguous rows) and among either (which member_ranks orders alone).
+    rng = np.random.default_rng(seed)
+    gallery = rng.integers(-2, 3, size=(n, 2)).astype(dtype)
+    members = np.flatnonzero(rng.random(n) < 0.5)
+    if members.size == 0:
+        members = np.array([int(rng.integers(n))])
+    if leave_one_out:
+        rows = rng.choice(members, size=min(5, members.size), replace=False)
+        queries, exclude = gallery[rows], rows
+    else:
+        queries, exclude = rng.integers(-2, 3, size=(6, 2)).astype(dtype), None
+    k = data.draw(st.integers(1, n - 1 if leave_one_out else n)) if n > 1 or not leave_one_out else None
+    if k is None:
+        return
+    nn = NearestNeighbors(metric=metric, block_size=2).fit(gallery)
+    is_member, ambiguous = nn.member_ranks(queries, k, members, exclude=exclude)
+    _, idx = nn.search(queries, k, exclude=exclude)
+    expected = np.isin(idx, members)
+    assert is_member.shape == (len(queries), k) and ambiguous.shape == (len(queries),)
+    np.testing.assert_array_equal(is_member[~ambiguous], expected[~ambiguous])
+    # A row is ambiguous only if a member and another item tie at a distance within its first k.
+    dist, full = nn.search(queries, n - (exclude is not None), exclude=exclude)
+    for r in np.flatnonzero(ambiguous):
+        mem = np.isin(full[r], members)
+        within = dist[r] <= dist[r, k - 1]
+        assert set(dist[r][mem & within]) & set(dist[r][~mem & within]), (r, dist[r], mem)
+
+
+def test_member_ranks_flags_ties_across_the_cut():
+    # From query 0.0: item 0 (distance 0), then items 1, 2 (members) and 3
+    # (not) all at distance 1; by index search ranks 1, 2, 3. With k = 2 the
+    # members 1 and 2 fill places 2 and 3 of the merged lists (members come
+    # first in a tie there), so item 3 is not next to a member within the
+    # first k + 1 places, yet the tie must be flagged.
+    gallery = np.array([[0.0], [1.0], [1.0], [-1.0], [5.0]])
+    nn = NearestNeighbors().fit(gallery)
+    is_member, ambiguous = nn.member_ranks(gallery[:1], 1, [1, 2])
+    assert ambiguous.tolist() == [False] and is_member.tolist() == [[False]]  # item 0 itself
+    _, ambiguous = nn.member_ranks(gallery[:1], 2, [1, 2])
+    assert ambiguous.tolist() == [True]
+    is_member, ambiguous = nn.member_ranks(gallery[1:2], 1, [1, 2], exclude=[1])
+    assert ambiguous.tolist() == [False] and is_member.tolist() == [[True]]  # item 2 (distance 0)
+
+
+def test_member_ranks_errors():
+    nn = NearestNeighbors().fit(np.eye(4))
+    q = np.eye(4)[:2]
+    for bad in ([], [2, 1], [0, 4], [-1, 2], [[0, 1]], [0.0, 1.0]):
+        with pytest.raises(ValueError, match="members must be"):
+            nn.member_ranks(q, 1, bad)
+    with pytest.raises(ValueError, match="exclude values must be -1 or members"):
+        nn.member_ranks(q, 1, [0, 1], exclude=[2, -1])
+    with pytest.raises(ValueError, match="k must be in"):
+        nn.member_ranks(q, 4, [0, 1], exclude=[0, 1])
+    with pytest.raises(ValueError, match="not fitted"):
+        NearestNeighbors().member_ranks(q, 1, [0])
+    assert nn.member_ranks(q, 4, [0, 1])[0].shape == (2, 4)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])  # dot: a duplicate is not the nearest
 def test_duplicates_sorted_by_index_and_self_excluded(backend, metric):
