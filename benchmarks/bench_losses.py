@@ -5,7 +5,10 @@ script times one forward + backward pass of each loss (compiled with
 ``jax.jit`` or ``tf.function``; eager autograd on torch, as Keras trains
 there by default), the median of ``--repeats`` runs after a warm-up, and
 prints it beside the *floor* measured in the same run: the cheapest thing any
-in-batch loss must do, one (n, d) x (d, n) matmul and its gradient. On the
+in-batch loss must do, one (n, d) x (d, n) matmul and its gradient. The
+machine may be shared, so the floor is measured again right before each loss
+and "x floor" is the ratio to that measurement (the first one is the floor
+row). The load average is printed at the start and the end. On the
 JAX backend it also prints the peak memory XLA plans for the compiled step
 (arguments + outputs + temporaries, from ``compiled.memory_analysis()``).
 
@@ -13,7 +16,7 @@ Usage::
 
     KERAS_BACKEND=jax python benchmarks/bench_losses.py            # full table
     KERAS_BACKEND=jax python benchmarks/bench_losses.py --sizes 256 1024 --repeats 20
-    KERAS_BACKEND=torch python benchmarks/bench_losses.py --sizes 1024 --losses "triplet semi-hard"
+    KERAS_BACKEND=torch python benchmarks/bench_losses.py --sizes 1024 --losses triplet-semihard triplet-all
 """
 
 from __future__ import annotations
@@ -154,7 +157,8 @@ def main() -> None:
     losses = candidate_losses()
     if args.losses:
         losses = {k: v for k, v in losses.items() if k in args.losses}
-    print(f"backend={keras.backend.backend()} keras={keras.__version__} d={D} repeats={args.repeats}")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"backend={keras.backend.backend()} keras={keras.__version__} d={D} repeats={args.repeats} load average: {load}")
     print(f"{'loss':<24}{'n':>6}{'ms':>10}{'x floor':>9}{'peak MB':>9}")
     for n in args.sizes:
         rng = np.random.default_rng(0)
@@ -166,9 +170,11 @@ def main() -> None:
         print(f"{'floor (matmul + grad)':<24}{n:>6}{floor:>10.2f}{1.0:>9.1f}{memory or float('nan'):>9.1f}")
         for name, loss in losses.items():
             step = compile_step(loss)
+            floor = time_ms(floor_step, x, y, args.repeats)  # the floor of this moment (a shared machine)
             ms = time_ms(step, x, y, args.repeats)
             memory = peak_memory_mb(step, x, y)
             print(f"{name:<24}{n:>6}{ms:>10.2f}{ms / floor:>9.1f}{memory or float('nan'):>9.1f}", flush=True)
+    print("load average at the end: " + ", ".join(f"{v:.1f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":

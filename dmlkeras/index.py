@@ -89,6 +89,42 @@ def _normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, _EPSILON).astype(x.dtype)
 
 
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """Integers in the order of the values: float32 as the order-preserving int32 image of its bits
+    (the sort keys of :meth:`NearestNeighbors.search`), float64 unchanged."""
+    if values.dtype != np.float32:
+        return values
+    bits = values.view(np.int32)
+    return bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
+
+
+def _finite_keys(keys: np.ndarray, dtype: Any) -> np.ndarray:
+    """Which :func:`_order_keys` (of ``dtype`` values) stand for finite values."""
+    if dtype != np.float32:
+        return np.isfinite(keys)
+    low, high = _order_keys(np.array([-np.inf, np.inf], dtype=np.float32))
+    return (keys > low) & (keys < high)
+
+
+def _merge_runs(both: np.ndarray, m: int, places: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge each row's two sorted runs ``both[:, :m]`` (members) and ``both[:, m:]``.
+
+    Returns, for the first ``places`` of each merged row, whether the item is
+    a member and its :func:`_order_keys`; in a tie a member comes first.
+    float32: one int64 key per item (the order key, then a member flag)
+    sorted in place of a merge; float64: a stable argsort (timsort merges the
+    two runs).
+    """
+    if both.dtype == np.float32:
+        key = _order_keys(both).astype(np.int64) << 1
+        key[:, m:] |= 1
+        key.sort(axis=1, kind="stable")
+        top = key[:, :places]
+        return (top & 1) == 0, top >> 1
+    order = np.argsort(both, axis=1, kind="stable")[:, :places]
+    return order < m, np.take_along_axis(both, order, axis=1)
+
+
 class NearestNeighbors:
     """Exact k-nearest-neighbour search with deterministic tie-breaking.
 
@@ -430,6 +466,9 @@ class NearestNeighbors:
         k_other = min(k, n - m)
         places = min(k + 1, m + k_other)
         q_sq = np.einsum("ij,ij->i", qb, qb) if self.metric == "euclidean" else None
+        # max(d, -inf) = d off the members, max(d, inf) = inf on them: the others in one pass.
+        hide_members = np.full(n, -np.inf, dtype=d.dtype)
+        hide_members[members] = np.inf
         is_member = np.empty((b, k), dtype=bool)
         ambiguous = np.empty(b, dtype=bool)
         rows_per_piece = max(1, _PIECE_ELEMENTS // n)
@@ -441,32 +480,27 @@ class NearestNeighbors:
                 ex = excl[lo:hi]
                 rows = np.flatnonzero(ex >= 0)
                 piece[rows, ex[rows]] = np.inf  # a member: it sorts last among them
-            # Members, then the k nearest others, each run sorted: a stable
-            # sort merges the two runs (timsort) and puts members first in a tie.
+            # Members, then the k nearest others, each run sorted, then merged.
             both = self._buffer("both", (hi - lo, m + k_other), d.dtype)
             np.take(piece, members, axis=1, out=both[:, :m])
             both[:, :m].sort(axis=1)
             if k_other:
-                other = self._buffer("other", piece.shape, d.dtype)
-                np.copyto(other, piece)
-                other[:, members] = np.inf
+                other = np.maximum(piece, hide_members, out=self._buffer("other", piece.shape, d.dtype))
                 if k_other < n:
                     other.partition(k_other - 1, axis=1)
                 np.copyto(both[:, m:], other[:, :k_other])
                 both[:, m:].sort(axis=1)
-            order = np.argsort(both, axis=1, kind="stable")[:, :places]
-            member = order < m
-            values = np.take_along_axis(both, order, axis=1)
+            member, key = _merge_runs(both, m, places)
             is_member[lo:hi] = member[:, :k]
-            tie = (values[:, 1:] == values[:, :-1]) & (member[:, 1:] != member[:, :-1])
-            amb = tie.any(axis=1) | ~np.isfinite(values[:, :k]).all(axis=1)
+            tie = (key[:, 1:] == key[:, :-1]) & (member[:, 1:] != member[:, :-1])
+            amb = tie.any(axis=1) | ~_finite_keys(key[:, :k], d.dtype).all(axis=1)
             if places > k:
                 # Members that tie across the cut hide the others of their
                 # value, which come after them here but may come first.
-                straddle = np.flatnonzero((values[:, k] == values[:, k - 1]) & member[:, k - 1] & member[:, k])
+                straddle = np.flatnonzero((key[:, k] == key[:, k - 1]) & member[:, k - 1] & member[:, k])
                 if straddle.size:
-                    others = both[straddle, m:]
-                    amb[straddle] |= (others == values[straddle, k - 1, None]).any(axis=1)
+                    others = _order_keys(both[straddle, m:])
+                    amb[straddle] |= (others == key[straddle, k - 1, None]).any(axis=1)
             ambiguous[lo:hi] = amb
         return is_member, ambiguous
 
