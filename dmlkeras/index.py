@@ -354,16 +354,17 @@ class NearestNeighbors:
         """Which of each query's ``k`` nearest are members of a set of gallery items.
 
         The neighbours are ranked as :meth:`search` ranks them (numpy
-        backend, same distances), but their indices are never found: the
-        members and the other items are sorted apart, the others only their
-        ``k`` nearest (:func:`numpy.partition`), and the two sorted lists are
-        merged. Where a member and a non-member have the same distance within
-        the first ``k + 1`` places (or a distance there is not finite), their
-        order is that of their indices, which this does not know: such rows
-        are reported as ``ambiguous`` (their ``is_member`` row is then
-        meaningless) for the caller to :meth:`search`.
-        :func:`dmlkeras.evaluation.retrieval_metrics` ranks each query's
-        relevant items (its label's) this way.
+        backend, same distances, ties by smaller index), but their indices
+        are not found: the members and the other items are sorted apart, the
+        others only their ``k`` nearest (:func:`numpy.partition`), and the
+        two sorted lists are merged. Where a member and a non-member have
+        the same distance, the places of that distance are redone from the
+        row's items at that distance, in index order (a pass over the row,
+        for the few rows with such a tie). A row where a distance among the
+        first ``k`` is not finite is reported as ``ambiguous`` (its
+        ``is_member`` row is then meaningless) for the caller to
+        :meth:`search`. :func:`dmlkeras.evaluation.retrieval_metrics` ranks
+        each query's relevant items (its label's) this way.
 
         Parameters
         ----------
@@ -382,8 +383,7 @@ class NearestNeighbors:
         is_member : ndarray of shape (q, k), bool
             Whether the ``j``-th nearest neighbour is a member.
         ambiguous : ndarray of shape (q,), bool
-            Rows where a member and a non-member tie within the first
-            ``k + 1`` places, or a distance there is not finite.
+            Rows where a distance among the first ``k`` is not finite.
 
         Raises
         ------
@@ -397,11 +397,11 @@ class NearestNeighbors:
         >>> import numpy as np
         >>> nn = NearestNeighbors().fit(np.array([[0.0], [1.0], [2.0], [3.0], [5.0]]))
         >>> is_member, ambiguous = nn.member_ranks(np.array([[0.4], [2.0]]), k=3, members=[0, 1])
-        >>> is_member
+        >>> is_member  # query 2.0: items 1 (a member) and 3 (not) tie at distance 1
         array([[ True,  True, False],
                [False,  True, False]])
-        >>> ambiguous  # query 2.0: items 1 (a member) and 3 (not) tie at distance 1
-        array([False,  True])
+        >>> ambiguous
+        array([False, False])
         """
         if self._gallery is None:
             raise ValueError("This NearestNeighbors is not fitted: call fit(embeddings) first.")
@@ -469,6 +469,7 @@ class NearestNeighbors:
         # max(d, -inf) = d off the members, max(d, inf) = inf on them: the others in one pass.
         hide_members = np.full(n, -np.inf, dtype=d.dtype)
         hide_members[members] = np.inf
+        is_member_item = hide_members > 0
         is_member = np.empty((b, k), dtype=bool)
         ambiguous = np.empty(b, dtype=bool)
         rows_per_piece = max(1, _PIECE_ELEMENTS // n)
@@ -491,17 +492,25 @@ class NearestNeighbors:
                 np.copyto(both[:, m:], other[:, :k_other])
                 both[:, m:].sort(axis=1)
             member, key = _merge_runs(both, m, places)
-            is_member[lo:hi] = member[:, :k]
-            tie = (key[:, 1:] == key[:, :-1]) & (member[:, 1:] != member[:, :-1])
-            amb = tie.any(axis=1) | ~_finite_keys(key[:, :k], d.dtype).all(axis=1)
+            # A tie of a member with another item is ordered by index: redo
+            # those places from the items of that distance in the row (in
+            # index order). So are ties across the cut, where members (first
+            # in a tie here) may hide others of their value.
+            tie = key[:, 1:] == key[:, :-1]
+            fix = tie & (member[:, 1:] != member[:, :-1])
             if places > k:
-                # Members that tie across the cut hide the others of their
-                # value, which come after them here but may come first.
-                straddle = np.flatnonzero((key[:, k] == key[:, k - 1]) & member[:, k - 1] & member[:, k])
-                if straddle.size:
-                    others = _order_keys(both[straddle, m:])
-                    amb[straddle] |= (others == key[straddle, k - 1, None]).any(axis=1)
-            ambiguous[lo:hi] = amb
+                fix[:, k - 1] |= tie[:, k - 1]
+            for r in np.flatnonzero(fix.any(axis=1)):
+                row_keys = _order_keys(piece[r])
+                for value in np.unique(key[r, 1:][fix[r]]):
+                    first = int(np.searchsorted(key[r], value))
+                    if first >= k:
+                        continue
+                    tied = np.flatnonzero(row_keys == value)  # ascending index
+                    stop = min(k, first + tied.size)
+                    member[r, first:stop] = is_member_item[tied[: stop - first]]
+            is_member[lo:hi] = member[:, :k]
+            ambiguous[lo:hi] = ~_finite_keys(key[:, :k], d.dtype).all(axis=1)
         return is_member, ambiguous
 
     # ------------------------------------------------------------ internals
