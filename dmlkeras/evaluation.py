@@ -286,8 +286,12 @@ def retrieval_metrics(
     evaluated = np.flatnonzero(r_all > 0)
     if evaluated.size == 0:
         raise ValueError("No query has a relevant item in the gallery (R = 0 for all queries).")
+    # Group queries of equal R (of one class) so that each block selects
+    # exactly R items.
+    order = evaluated[np.argsort(r_all[evaluated], kind="stable")]
+
     cuts = tuple(sorted(set(ks) | {1}))  # Precision@1 is always reported
-    acc = _ranked_sums(q, g, relevance, r_all, evaluated, ks[-1], cuts, metric, backend, loo, n_jobs)
+    acc = _ranked_sums(q, g, relevance, r_all, order, ks[-1], cuts, metric, backend, loo, n_jobs)
 
     n_eval = evaluated.size
     out: dict[str, float] = {"precision_at_1": acc.correct[1] / n_eval}
@@ -347,7 +351,7 @@ def _ranked_sums(
     g: np.ndarray,
     relevance: _Relevance,
     r_all: np.ndarray,
-    evaluated: np.ndarray,
+    order: np.ndarray,
     k_max: int,
     cuts: tuple[int, ...],
     metric: str,
@@ -355,7 +359,7 @@ def _ranked_sums(
     loo: bool,
     n_jobs: int,
 ) -> _RetrievalSums:
-    """Rank the ``evaluated`` queries block by block and sum their metrics.
+    """Rank the queries ``order`` (grouped by R) block by block and sum their metrics.
 
     Blocks are searched by ``n_jobs`` threads, each with its own
     :class:`NearestNeighbors` (its work buffers are not shared) and BLAS
@@ -363,72 +367,37 @@ def _ranked_sums(
     of every block run on their own core. Block sums are merged in block
     order, whatever the thread that computed them. The faiss backend runs
     its own threads, so it searches one block at a time.
-
-    Single labels on the numpy backend: each block holds queries of one
-    label, whose relevant items (that label's) are the members of
-    :meth:`NearestNeighbors.member_ranks`, which ranks them without finding
-    indices. Its ambiguous rows (a relevant and an irrelevant item at the
-    same distance, whose order is that of their indices) are searched again
-    with :meth:`NearestNeighbors.search`. Otherwise (multi-hot labels,
-    faiss) every block is searched with :meth:`NearestNeighbors.search`,
-    queries grouped by ``R``.
     """
     block = max(1, _BLOCK_ELEMENTS // g.shape[0])
-    by_label = backend == "numpy" and not relevance.multi_hot
-    if by_label:
-        codes = relevance.query_codes[evaluated]
-        order = evaluated[np.argsort(codes, kind="stable")]
-        # Blocks of one label each, of (nearly) equal sizes within a label.
-        edges = np.flatnonzero(np.diff(relevance.query_codes[order])) + 1
-        bounds = []
-        for lo, hi in zip(np.r_[0, edges].tolist(), np.r_[edges, order.size].tolist()):
-            cut = np.linspace(lo, hi, -(-(hi - lo) // block) + 1).round().astype(int)
-            bounds += list(zip(cut[:-1].tolist(), cut[1:].tolist()))
-        gallery_order = np.argsort(relevance.g_codes, kind="stable")
-        label_start = np.searchsorted(relevance.g_codes[gallery_order], np.arange(int(relevance.g_codes.max()) + 2))
-    else:
-        order = evaluated[np.argsort(r_all[evaluated], kind="stable")]  # equal R: a block selects exactly R
-        if backend == "faiss":
-            block = max(1, min(block, (1 << 22) // max(k_max, int(r_all[order].max()))))
-        bounds = [(lo, min(lo + block, order.size)) for lo in range(0, order.size, block)]
-    workers = 1 if backend == "faiss" else min(n_jobs, len(bounds))
+    if backend == "faiss":
+        block = max(1, min(block, (1 << 22) // max(k_max, int(r_all[order].max()))))
+    starts = range(0, order.size, block)
+    workers = 1 if backend == "faiss" else min(n_jobs, len(starts))
     idle: queue.SimpleQueue[NearestNeighbors] = queue.SimpleQueue()
     for _ in range(workers):
         idle.put(NearestNeighbors(metric=metric, backend=backend).fit(g))
 
-    def exact(nn: NearestNeighbors, rows: np.ndarray, kc: int) -> np.ndarray:
-        _, idx = nn.search(q[rows], kc, exclude=rows if loo else None)
-        return relevance.of(rows, idx)
-
-    def block_sums(bound: tuple[int, int]) -> _RetrievalSums:
-        rows = order[bound[0] : bound[1]]
+    def block_sums(start: int) -> _RetrievalSums:
+        rows = order[start : start + block]
         r = r_all[rows]
-        kc = max(k_max, int(r.max()))
         nn = idle.get()
         try:
-            if by_label:
-                code = int(relevance.query_codes[rows[0]])
-                members = gallery_order[label_start[code] : label_start[code + 1]]  # ascending (stable)
-                rel, ambiguous = nn.member_ranks(q[rows], kc, members, exclude=rows if loo else None)
-                if ambiguous.any():
-                    rel[ambiguous] = exact(nn, rows[ambiguous], kc)
-            else:
-                rel = exact(nn, rows, kc)
+            _, idx = nn.search(q[rows], max(k_max, int(r.max())), exclude=rows if loo else None)
         finally:
             idle.put(nn)
         sums = _RetrievalSums(cuts)
-        sums.add(rel, r)
+        sums.add(relevance.of(rows, idx), r)
         return sums
 
     acc = _RetrievalSums(cuts)
     if workers == 1:
-        for bound in bounds:
-            acc.merge(block_sums(bound))
+        for start in starts:
+            acc.merge(block_sums(start))
         return acc
     from threadpoolctl import threadpool_limits  # noqa: PLC0415 (a dependency of scikit-learn)
 
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        for sums in pool.map(block_sums, bounds):
+        for sums in pool.map(block_sums, starts):
             acc.merge(sums)
     return acc
 
