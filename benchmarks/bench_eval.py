@@ -12,10 +12,10 @@ memory at n = 60,000). It is timed in the same process right before and
 right after the metrics (the machine may be shared: the ratio to their mean
 is the number to read; "load" is the 1-minute load average before and
 after the measurement). "cpu s" and "x cpu" are the same in CPU seconds of
-the process (every thread): on a loaded machine a two-thread BLAS product
-waits for its slower thread, which makes the wall-clock floor, and so "x
-matmul", swing from run to run; CPU seconds are steadier. On an idle
-machine, with every thread busy, the two ratios agree.
+the process (all its threads): a second view on a shared machine, where a
+two-thread BLAS product waits for its slower thread and the wall-clock
+floor, and so "x matmul", swings from run to run. On an idle machine, with
+every thread busy, the two ratios agree.
 
 Each (size, method) runs in a fresh Python process, so that its memory
 figure (growth of the peak resident set size across the call) is its own:
