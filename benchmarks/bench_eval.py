@@ -10,8 +10,12 @@ The floor is the matrix product the exact search cannot avoid,
 written into one reused buffer (the full n x n product would not fit in
 memory at n = 60,000). It is timed in the same process right before and
 right after the metrics (the machine may be shared: the ratio to their mean
-is the number to read; the last column is the 1-minute load average
-before and after the measurement).
+is the number to read; "load" is the 1-minute load average before and
+after the measurement). "cpu s" and "x cpu" are the same in CPU seconds of
+the process (all its threads): a second view on a shared machine, where a
+two-thread BLAS product waits for its slower thread and the wall-clock
+floor, and so "x matmul", swings from run to run. On an idle machine, with
+every thread busy, the two ratios agree.
 
 Each (size, method) runs in a fresh Python process, so that its memory
 figure (growth of the peak resident set size across the call) is its own:
@@ -73,17 +77,17 @@ def _maxrss_mib() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
 
 
-def matmul_floor(emb: np.ndarray) -> float:
-    """Seconds of the blocked (n x d) x (d x n) float32 product, as in the search."""
+def matmul_floor(emb: np.ndarray) -> tuple[float, float]:
+    """Wall and CPU seconds of the blocked (n x d) x (d x n) float32 product, as in the search."""
     n = emb.shape[0]
     block = max(1, (1 << 24) // n)  # the query block of NearestNeighbors
     gallery_t = emb.T
     out = np.empty((block, n), dtype=np.float32)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, n, block):
         rows = emb[start : start + block]
         np.matmul(rows, gallery_t, out=out[: rows.shape[0]])
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def _pml(emb: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -117,7 +121,7 @@ def worker(n: int, method: str, dim: int, n_classes: int) -> dict:
     load_before = os.getloadavg()[0]
     floor_before = matmul_floor(emb)
     rss_before = _maxrss_mib()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if method in ("numpy", "faiss"):
         m = retrieval_metrics(emb, labels, k=(1, 5, 10), clustering=False, backend=method)
     elif method == "numpy1":
@@ -126,14 +130,16 @@ def worker(n: int, method: str, dim: int, n_classes: int) -> dict:
         m = old_retrieval_metrics(emb, labels, ks=(1, 5, 10))
     else:
         m = _pml(emb, labels)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = _maxrss_mib() - rss_before
     floor_after = matmul_floor(emb)
     return {
         "n": n,
         "method": method,
         "seconds": elapsed,
-        "floor_seconds": (floor_before + floor_after) / 2,
+        "floor_seconds": (floor_before[0] + floor_after[0]) / 2,
+        "cpu_seconds": cpu,
+        "floor_cpu_seconds": (floor_before[1] + floor_after[1]) / 2,
         "maxrss_delta_mib": rss,
         "load": (load_before, os.getloadavg()[0]),
         "metrics": {key: float(m[key]) for key in KEYS if key in m},
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     header = (
         f"{'n':>7} {'method':>8} {'time s':>8} {'matmul s':>9} {'x matmul':>8} {'maxrss MiB':>10} "
-        f"{'P@1':>7} {'R-prec':>7} {'MAP@R':>7} {'load':>9}"
+        f"{'P@1':>7} {'R-prec':>7} {'MAP@R':>7} {'load':>9} {'cpu s':>7} {'x cpu':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -207,7 +213,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{n:>7} {method:>8} {r['seconds']:>8.2f} {r['floor_seconds']:>9.2f} "
                 f"{r['seconds'] / r['floor_seconds']:>8.2f} {r['maxrss_delta_mib']:>10.1f} "
                 f"{m['precision_at_1']:>7.4f} {m['r_precision']:>7.4f} {m['map_at_r']:>7.4f} "
-                f"{r['load'][0]:>4.1f}/{r['load'][1]:<4.1f}",
+                f"{r['load'][0]:>4.1f}/{r['load'][1]:<4.1f} {r['cpu_seconds']:>7.2f} "
+                f"{r['cpu_seconds'] / r['floor_cpu_seconds']:>6.2f}",
                 flush=True,
             )
         base = next((r for r in results if r["method"] == "numpy"), None)

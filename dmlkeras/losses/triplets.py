@@ -198,12 +198,15 @@ class TripletLoss(InBatchLoss):
             negative = triplet_negative_distances(distances, mined, relation)
             return [element_terms(_hinge(distances - negative, self.margin, self.soft), mined.positives)]
         positives, negatives, weights = chosen_pairs(relation, mined)
-        weights = ops.cast(negatives, distances.dtype) if weights is None else weights
+        if weights is None and mined is not None:
+            weights = ops.cast(negatives, distances.dtype)
+        negative_count = ops.sum(ops.cast(negatives, distances.dtype) if weights is None else weights, axis=1)
         per_positive, per_negative = active_triplet_counts(
             distances, relation, self.margin, positives=None if mined is None else positives, negative_weights=weights
         )
-        total = ops.sum(per_positive * (distances + self.margin) - per_negative * distances, axis=1)
-        count = ops.sum(ops.cast(positives, distances.dtype), axis=1) * ops.sum(weights, axis=1)
+        # sum of per_positive (d + margin) - per_negative d, with one (n, m) product (and its gradient).
+        total = ops.sum((per_positive - per_negative) * distances, axis=1) + self.margin * ops.sum(per_positive, axis=1)
+        count = ops.sum(ops.cast(positives, distances.dtype), axis=1) * negative_count
         return [Terms(total, count, ops.sum(per_positive, axis=1))]
 
     def get_config(self) -> dict:
