@@ -1,4 +1,4 @@
-"""Tests of dmlkeras.viz.plot_sweep: render with Agg and check what was drawn."""
+"""Tests of the sweep tools: evaluation.describe_comparison (the lesson line of a compare_runs table) and viz.plot_sweep."""
 
 from __future__ import annotations
 
@@ -116,3 +116,36 @@ def test_bad_tables_are_refused():
     table = compare_runs(sweep_runs(), "map_at_r", method="margin")
     with pytest.raises(ValueError, match="order must hold each swept value once"):
         plot_sweep(table, order=[0.1, 0.2])
+
+
+# ------------------------------------------------------ the lesson line of a comparison
+def test_describe_comparison_states_best_gaps_and_verdicts():
+    from dmlkeras.evaluation import describe_comparison
+
+    table = compare_runs(sweep_runs(), "map_at_r", method="margin")
+    line = describe_comparison(table)
+    # by hand: best 0.2 = mean(0.51, 0.53, 0.52) = 0.52, se = 0.01 / sqrt(3)
+    assert line.startswith("margin: best 0.2 (0.520 +- 0.006); ")
+    # 0.1: per-seed gaps (0.01, 0.00, 0.01): -0.007 +- 0.003, within 2 s.e. -> tied
+    assert "0.1 -0.007 +- 0.003 (tied)" in line
+    # 0.8: gaps (0.21, 0.22, 0.23): -0.220 +- 0.006 -> real
+    assert "0.8 -0.220 +- 0.006 (real)" in line
+    assert describe_comparison(table, name="triplet margin", digits=2).startswith("triplet margin: best 0.2 (0.52 +- 0.01)")
+
+
+def test_describe_comparison_with_one_seed_calls_nothing_real():
+    from dmlkeras.evaluation import describe_comparison
+
+    runs = pd.DataFrame({"dim": [8, 32], "seed": [0, 0], "map_at_r": [0.3, 0.5]})
+    line = describe_comparison(compare_runs(runs, "map_at_r", method="dim"))
+    assert line == "dim: best 32 (0.500 +- nan); 8 -0.200 +- nan (no interval)"
+
+
+def test_describe_comparison_refuses_other_tables():
+    from dmlkeras.evaluation import describe_comparison
+
+    with pytest.raises(ValueError, match="output of compare_runs"):
+        describe_comparison(pd.DataFrame({"mean": [0.1], "se": [0.0]}))
+    empty = compare_runs(sweep_runs(), "map_at_r", method="margin").iloc[:0]
+    with pytest.raises(ValueError, match="empty"):
+        describe_comparison(empty)
