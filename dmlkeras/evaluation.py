@@ -73,6 +73,7 @@ __all__ = [
     "linear_probe_accuracy",
     "label_subset",
     "compare_runs",
+    "describe_comparison",
     "effective_rank",
     "bootstrap_mean",
     "BootstrapMean",
@@ -1329,6 +1330,61 @@ def compare_runs(
     table = table.sort_values("mean", ascending=not higher_is_better)
     table.index.name = method
     return table
+
+
+def describe_comparison(table: Any, name: str | None = None, digits: int = 3) -> str:
+    """One line that states what a :func:`compare_runs` table shows: the best, and each gap with its interval.
+
+    Each other method is given with its paired gap to the best (negative:
+    worse, when higher is better) +- the gap's standard error, and a verdict:
+    ``tied`` (within the table's tie rule), ``real`` (outside it), or ``no
+    interval`` (one seed: the gap has no standard error, so nothing can be
+    called real). The lesson of a sweep or an ablation is this line, read
+    off the data rather than asserted.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The output of :func:`compare_runs` (best first; columns ``mean``,
+        ``se``, ``gap``, ``gap_se``, ``tied``).
+    name : str, optional
+        What was compared; default: the table's index name.
+    digits : int, default 3
+        Decimals of the numbers.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        If a column of :func:`compare_runs` is missing or the table is empty.
+
+    Examples
+    --------
+    >>> runs = {"lr": [1e-3] * 3 + [1e-2] * 3 + [1e-4] * 3, "seed": [0, 1, 2] * 3,
+    ...         "map": [0.50, 0.55, 0.60, 0.49, 0.53, 0.61, 0.30, 0.36, 0.40]}
+    >>> print(describe_comparison(compare_runs(runs, "map", method="lr")))
+    lr: best 0.001 (0.550 +- 0.029); 0.01 -0.007 +- 0.009 (tied); 0.0001 -0.197 +- 0.003 (real)
+    """
+    columns = ("mean", "se", "gap", "gap_se", "tied")
+    if not hasattr(table, "columns") or any(c not in table.columns for c in columns):
+        raise ValueError(f"table must be the output of compare_runs, with the columns {list(columns)}.")
+    if len(table) == 0:
+        raise ValueError("table is empty: nothing was compared.")
+    digits = check_int(digits, "digits", minimum=0)
+    label = name if name is not None else (table.index.name or "comparison")
+    best = table.index[0]
+    parts = [f"{label}: best {best} ({table.loc[best, 'mean']:.{digits}f} +- {table.loc[best, 'se']:.{digits}f})"]
+    for value in table.index[1:]:
+        row = table.loc[value]
+        if not np.isfinite(row["gap_se"]):
+            verdict = "no interval"
+        else:
+            verdict = "tied" if bool(row["tied"]) else "real"
+        parts.append(f"{value} {-row['gap']:+.{digits}f} +- {row['gap_se']:.{digits}f} ({verdict})")
+    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------- probes of a frozen embedding

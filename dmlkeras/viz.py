@@ -15,6 +15,9 @@ other integer types are read the same way) or float in ``[0, 1]``.
 * :func:`plot_neighbors`, :func:`plot_image_pairs`, :func:`plot_image_grid` -
   retrieved items, hardest pairs, galleries.
 * :func:`plot_history` - Keras training curves.
+* :func:`plot_sweep` - a metric against a swept hyper-parameter, mean +-
+  standard error over seeds (the table of
+  :func:`dmlkeras.evaluation.compare_runs`).
 * :func:`export_projector` - files for the TensorBoard Embedding Projector.
 """
 
@@ -45,6 +48,7 @@ __all__ = [
     "plot_image_pairs",
     "plot_image_grid",
     "plot_history",
+    "plot_sweep",
     "export_projector",
 ]
 
@@ -657,6 +661,112 @@ def plot_history(history: Any, metrics: Sequence[str] | None = None, fig: Figure
         fig.delaxes(ax)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------ sweeps
+def plot_sweep(
+    table: Any,
+    ax: Axes | None = None,
+    xlabel: str | None = None,
+    ylabel: str = "validation MAP@R",
+    log_x: bool | None = None,
+    order: Sequence[Any] | None = None,
+) -> Axes:
+    """A metric against a swept value: mean +- standard error over seeds, the best and its ties marked.
+
+    ``table`` is what :func:`dmlkeras.evaluation.compare_runs` returns when
+    its ``method`` column holds the swept value (a learning rate, a margin,
+    ``"6x16"``): one row per value with ``mean`` and ``se`` (and ``tied``).
+    The points are joined in the order of the values (numeric values
+    sorted, others in ``order`` or the table's order); the error bars are
+    one standard error (none where it is NaN, e.g. with one seed). The best
+    value is a star; values tied with it (the ``tied`` column) are filled
+    circles, the others hollow, so the lesson of the sweep ("anything from
+    3e-4 to 3e-3 is as good") can be read off the plot.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Indexed by the swept value, with columns ``mean`` and ``se``;
+        ``tied`` (bool) is optional (without it only the best is marked).
+    ax : matplotlib Axes, optional
+    xlabel : str, optional
+        Default: the name of the table's index.
+    ylabel : str, default "validation MAP@R"
+    log_x : bool, optional
+        Logarithmic x axis; default: when the values are positive numbers
+        spanning a factor of 10 or more. Non-numeric values are placed at
+        0, 1, 2, ... and labelled.
+    order : sequence, optional
+        The x order of non-numeric values (each value of the index once).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The error bars are ``ax.containers[0]``; the title names the best value.
+
+    Raises
+    ------
+    ValueError
+        If ``table`` lacks ``mean`` / ``se``, is empty, has no finite mean,
+        or ``order`` is not a permutation of its index.
+
+    Examples
+    --------
+    >>> from dmlkeras.evaluation import compare_runs
+    >>> runs = {"lr": [1e-4] * 3 + [1e-3] * 3 + [1e-2] * 3, "seed": [0, 1, 2] * 3,
+    ...         "map_at_r": [0.40, 0.42, 0.41, 0.50, 0.52, 0.51, 0.49, 0.53, 0.50]}
+    >>> ax = plot_sweep(compare_runs(runs, "map_at_r", method="lr"))
+    >>> ax.get_xscale(), ax.get_title()
+    ('log', 'best lr: 0.001 (filled: tied with it)')
+    >>> [float(v) for v in ax.lines[0].get_xdata()]   # sorted by value
+    [0.0001, 0.001, 0.01]
+    """
+    for column in ("mean", "se"):
+        if not hasattr(table, "columns") or column not in table.columns:
+            raise ValueError(
+                "table must be a DataFrame indexed by the swept value with columns 'mean' and 'se' "
+                "(the output of dmlkeras.evaluation.compare_runs)."
+            )
+    if len(table) == 0:
+        raise ValueError("table is empty: nothing was swept.")
+    values = list(table.index)
+    numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values)
+    if order is not None:
+        order = list(order)
+        if sorted(map(str, order)) != sorted(map(str, values)) or len(order) != len(values):
+            raise ValueError(f"order must hold each swept value once: {values}; got {order}.")
+        values = order
+    elif numeric:
+        values = sorted(values)
+    rows = table.loc[values]
+    means = rows["mean"].to_numpy(dtype=np.float64)
+    se = np.nan_to_num(rows["se"].to_numpy(dtype=np.float64), nan=0.0)
+    if not np.isfinite(means).any():
+        raise ValueError("table['mean'] holds no finite value.")
+    j = int(np.nanargmax(means))
+    best = values[j]
+    tied = rows["tied"].to_numpy(dtype=bool) if "tied" in rows.columns else np.arange(len(values)) == j
+    x = np.asarray(values, dtype=np.float64) if numeric else np.arange(len(values), dtype=np.float64)
+    if log_x is None:
+        log_x = bool(numeric and x.min() > 0 and x.max() >= 10 * x.min())
+
+    ax = _new_ax(ax, (5.0, 3.6))
+    ax.errorbar(x, means, yerr=se, color="tab:blue", capsize=3, marker="none", linewidth=1)
+    ax.scatter(x[tied], means[tied], color="tab:blue", zorder=3, s=30)
+    ax.scatter(x[~tied], means[~tied], facecolors="white", edgecolors="tab:blue", zorder=3, s=30)
+    ax.scatter([x[j]], [means[j]], marker="*", s=160, color="tab:orange", zorder=4)
+    if log_x:
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(x)
+        ax.set_xticklabels([str(v) for v in values])
+    name = table.index.name or "value"
+    ax.set_xlabel(xlabel if xlabel is not None else name)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"best {name}: {best:g} (filled: tied with it)" if numeric else f"best {name}: {best} (filled: tied with it)")
+    ax.grid(alpha=0.3)
+    return ax
 
 
 # --------------------------------------------------------------- projector
