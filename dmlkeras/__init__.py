@@ -27,7 +27,7 @@ from dmlkeras import (
     text,
     viz,
 )
-from dmlkeras.callbacks import CollapseMonitor, CollapseWarning, ProbeEvaluation, RetrievalEvaluation
+from dmlkeras.callbacks import CollapseMonitor, CollapseWarning, ProbeEvaluation, RetrievalEvaluation, VerificationEvaluation
 from dmlkeras.data import (
     ClassBalancedBatches,
     PairsDataset,

@@ -578,3 +578,104 @@ class ProbeEvaluation(RetrievalEvaluation):
         for name, fraction in zip(self._names()[1:], self.label_fractions):
             values[name] = linear_probe_accuracy(train_emb, train_y, test_emb, self.y, label_fraction=fraction, C=self.C)
         return values
+
+
+# ------------------------------------------------------------ verification of validation pairs
+from dmlkeras.distances import paired_distances  # noqa: E402
+from dmlkeras.evaluation import verification_metrics  # noqa: E402
+
+__all__ += ["VerificationEvaluation"]
+
+
+class VerificationEvaluation(RetrievalEvaluation):
+    """Keras callback logging verification metrics of validation pairs, per epoch.
+
+    Every ``every`` epochs (and at the last) it embeds the validation inputs
+    ``x`` once with ``embedding_model`` (the tower; default the model being
+    trained, which must then have one input), takes the distance of each
+    pair of rows in ``pairs`` and logs, with ``prefix``, ``roc_auc``,
+    ``eer``, ``tar_at_far_0.01`` and ``accuracy`` (at the best threshold of
+    these pairs) of :func:`dmlkeras.evaluation.verification_metrics`. List it
+    before ``keras.callbacks.EarlyStopping(monitor="val_roc_auc", mode="max",
+    restore_best_weights=True)`` to keep the epoch that verifies the
+    validation pairs best. Skipped epochs log NaN, as in
+    :class:`RetrievalEvaluation`.
+
+    Parameters
+    ----------
+    x : array-like
+        Inputs of the validation items (each embedded once).
+    pairs : array-like of int, shape (n_pairs, 2)
+        Row numbers into ``x`` of the two items of each pair
+        (:func:`dmlkeras.data.make_pair_indices` draws them).
+    is_same : array-like of shape (n_pairs,)
+        Boolean (or 0/1): True when the pair shows the same identity.
+    metric : {"cosine", "euclidean", ...}, default "cosine"
+        Passed to :func:`dmlkeras.distances.paired_distances`.
+    every : int, default 1
+    prefix : str, default "val_"
+    batch_size : int, optional
+        Passed to ``predict``.
+    embedding_model : keras.Model, optional
+        The model that embeds ``x`` (the tower of a classifier or head model).
+
+    Attributes
+    ----------
+    results : list of (epoch, dict)
+
+    Raises
+    ------
+    ValueError
+        If ``pairs`` is not ``(n_pairs, 2)`` row numbers into ``x``, or
+        ``is_same`` does not hold one flag per pair with both classes.
+
+    Examples
+    --------
+    >>> import keras
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(20, 4)).astype("float32")
+    >>> pairs = np.array([[0, 1], [2, 3], [4, 5], [6, 7]])
+    >>> tower = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> tower.compile(optimizer="sgd", loss="mse")
+    >>> cb = VerificationEvaluation(x, pairs, [True, False, True, False])
+    >>> h = tower.fit(x, np.zeros((20, 3)), epochs=2, verbose=0, callbacks=[cb])
+    >>> sorted(name for name in h.history if name.startswith("val_"))
+    ['val_accuracy', 'val_eer', 'val_roc_auc', 'val_tar_at_far_0.01']
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        pairs: ArrayLike,
+        is_same: ArrayLike,
+        metric: str = "cosine",
+        every: int = 1,
+        prefix: str = "val_",
+        batch_size: int | None = None,
+        embedding_model: keras.Model | None = None,
+    ) -> None:
+        rows = np.asarray(pairs)
+        n = len(x)
+        if rows.ndim != 2 or rows.shape[1] != 2 or not np.issubdtype(rows.dtype, np.integer):
+            raise ValueError(f"pairs must be integer row numbers of shape (n_pairs, 2); got shape {rows.shape}.")
+        if rows.size == 0 or rows.min() < 0 or rows.max() >= n:
+            raise ValueError(f"pairs must hold row numbers in [0, {n}) (the rows of x); got values outside.")
+        same = np.asarray(is_same)
+        if same.shape != (len(rows),) or not np.isin(same, (0, 1)).all() or same.all() or not same.any():
+            raise ValueError(
+                f"is_same must hold one boolean per pair, shape ({len(rows)},), with both same and different pairs."
+            )
+        super().__init__(x, same.astype(bool), every=every, metric=metric, prefix=prefix, batch_size=batch_size,
+                         embedding_model=embedding_model)
+        self.pairs = rows
+
+    def _names(self) -> list[str]:
+        return ["roc_auc", "eer", "tar_at_far_0.01", "accuracy"]
+
+    def evaluate(self) -> dict[str, float]:
+        """Embed ``x`` with the current weights and return the metrics of the pairs."""
+        emb = self._embed(self.x)
+        d = ops.convert_to_numpy(paired_distances(emb[self.pairs[:, 0]], emb[self.pairs[:, 1]], metric=self.metric))
+        m = verification_metrics(d, self.y)
+        return {name: float(m[name]) for name in self._names()}

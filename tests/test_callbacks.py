@@ -370,3 +370,47 @@ def test_retrieval_evaluation_of_the_tower_under_a_classifier():
     cb2.set_model(two_inputs)
     with pytest.raises(ValueError, match="embedding_model="):
         cb2.evaluate()
+
+
+# ------------------------------------------------- VerificationEvaluation
+from dmlkeras.callbacks import VerificationEvaluation  # noqa: E402
+from dmlkeras.evaluation import verification_metrics  # noqa: E402
+
+
+def test_verification_evaluation_logs_the_pairs_metrics_and_keeps_the_best_epoch():
+    """Cosine distances by hand, verification_metrics on them; EarlyStopping restores the best epoch."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(6), 6)
+    x = (rng.normal(size=(36, 6)) + 2 * np.eye(6)[y]).astype("float32")
+    pairs = np.array([[i, i + 1] for i in range(0, 36, 2)] + [[i, i + 6] for i in range(0, 30, 3)])  # same, different
+    same = y[pairs[:, 0]] == y[pairs[:, 1]]
+    assert same.any() and not same.all()
+    tower = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    classifier = keras.Sequential([tower, keras.layers.Dense(6, activation="softmax")])
+    classifier.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    cb = VerificationEvaluation(x, pairs, same, embedding_model=tower)
+    stop = keras.callbacks.EarlyStopping(monitor="val_roc_auc", mode="max", patience=10, restore_best_weights=True)
+    history = classifier.fit(x, y, epochs=4, verbose=0, callbacks=[cb, stop]).history
+    assert [e for e, _ in cb.results] == [0, 1, 2, 3]
+    emb = tower.predict(x, verbose=0)
+    a, b = emb[pairs[:, 0]], emb[pairs[:, 1]]
+    cosine = 1 - np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    expected = verification_metrics(cosine, same)
+    best = int(np.argmax(history["val_roc_auc"]))
+    # the restored weights are those of the best epoch: their metrics are the best epoch's log
+    assert history["val_roc_auc"][best] == pytest.approx(expected["roc_auc"], abs=1e-6)
+    assert history["val_accuracy"][best] == pytest.approx(expected["accuracy"], abs=1e-6)
+    assert history["val_eer"][best] == pytest.approx(expected["eer"], abs=1e-6)
+
+
+def test_verification_evaluation_checks_its_pairs():
+    x = np.zeros((4, 2), "float32")
+    with pytest.raises(ValueError, match=r"\(n_pairs, 2\)"):
+        VerificationEvaluation(x, [0, 1], [True])
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        VerificationEvaluation(x, [[0, 4], [1, 2]], [True, False])
+    with pytest.raises(ValueError, match="both"):
+        VerificationEvaluation(x, [[0, 1], [1, 2]], [True, True])
+    with pytest.raises(ValueError, match="one boolean per pair"):
+        VerificationEvaluation(x, [[0, 1], [1, 2]], [True, False, True])
