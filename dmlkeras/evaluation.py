@@ -388,11 +388,8 @@ def retrieval_per_query(
         r = r_all[rows]
         _, idx = nn.search(q[rows], int(r.max()), exclude=rows if loo else None)
         rel = relevance.of(rows, idx)
-        ranks = np.arange(1, rel.shape[1] + 1)
-        rel_r = rel & (ranks[None, :] <= r[:, None])  # the first R retrieved only
-        cum = np.cumsum(rel_r, axis=1)
         out["precision_at_1"][rows] = rel[:, 0]
-        out["map_at_r"][rows] = np.sum(cum * rel_r / ranks, axis=1) / r
+        out["map_at_r"][rows] = _average_precisions_at_r(rel, r, np.cumsum(rel, axis=1, dtype=np.int32))
     return out
 
 
@@ -492,6 +489,19 @@ def _ranked_sums(
     return acc
 
 
+def _average_precisions_at_r(rel: np.ndarray, r: np.ndarray, cum: np.ndarray) -> np.ndarray:
+    """AP@R of each query: ``rel[i, j]`` (is its ``j``-th retrieved item relevant?), ``r`` its R.
+
+    ``cum`` is ``rel``'s int32 cumulative sum along axis 1; it is overwritten.
+    """
+    kc = rel.shape[1]
+    if np.any(r < kc):
+        rel = rel & (np.arange(1, kc + 1)[None, :] <= r[:, None])  # the first R retrieved only
+    # sum_{i <= R} rel(i) P(i) = sum_i rel(i) cum(i) / i: one matrix-vector product.
+    cum *= rel
+    return np.dot(cum, 1.0 / np.arange(1, kc + 1)) / r
+
+
 class _RetrievalSums:
     """Running sums of the per-query retrieval metrics."""
 
@@ -504,17 +514,13 @@ class _RetrievalSums:
 
     def add(self, rel: np.ndarray, r: np.ndarray) -> None:
         """Add the queries of ``rel[i, j]`` (is the ``j``-th retrieved item relevant?) with R ``r``."""
-        b, kc = rel.shape
+        b = rel.shape[0]
         cum = np.cumsum(rel, axis=1, dtype=np.int32)  # 10x faster than an int64 or float64 cumsum
         for kk in self.cuts:
             self.hits[kk] += float(np.count_nonzero(cum[:, kk - 1]))
             self.correct[kk] += float(cum[:, kk - 1].sum()) / kk
         self.r_precision += float(np.sum(cum[np.arange(b), r - 1] / r))
-        if np.any(r < kc):
-            rel = rel & (np.arange(1, kc + 1)[None, :] <= r[:, None])
-        # sum_{i <= R} rel(i) P(i) = sum_i rel(i) cum(i) / i: one matrix-vector product.
-        cum *= rel
-        self.map_at_r += float(np.sum(np.dot(cum, 1.0 / np.arange(1, kc + 1)) / r))
+        self.map_at_r += float(np.sum(_average_precisions_at_r(rel, r, cum)))
 
     def merge(self, other: _RetrievalSums) -> None:
         for kk in self.cuts:
