@@ -88,6 +88,8 @@ _ALIASES = {
 }
 _NORM_FLOOR = 1e-6
 _GRADIENT_NORM_FLOOR = 1e-3
+# The smallest normal float32: a positive floor that no flush-to-zero mode turns into 0.
+_TINY = 2.0**-126
 
 __all__ = [
     "METRICS",
@@ -348,6 +350,90 @@ def _nan_unless_finite(values: Tensor) -> Tensor:
     return ops.where(ops.isfinite(values), values, ops.full_like(values, math.nan))
 
 
+def _squared_euclidean(query: Tensor, reference: Tensor, same: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``(centred query, centred reference, squared distances)`` of :meth:`Euclidean.pairwise`."""
+    query, reference = _centred(query, reference, same)
+    # A row with a NaN or an Inf has a non-finite norm: NaN there puts NaN in its row and column.
+    query_norms = _nan_unless_finite(ops.sum(ops.square(query), axis=1, keepdims=True))
+    reference_norms = (
+        query_norms if same else _nan_unless_finite(ops.sum(ops.square(reference), axis=1, keepdims=True))
+    )
+    # -2 folded into the (n, d) query rather than the (n, m) product: one (n, m) pass less.
+    squared = (query_norms + ops.transpose(reference_norms)) + ops.matmul(-2.0 * query, ops.transpose(reference))
+    if same:  # exactly 0 before the square root (whose gradient there is then 0)
+        squared = _zero_diagonal(squared)
+    return query, reference, squared
+
+
+def _written_out_gradients() -> bool:
+    """Whether the pairwise Euclidean matrix carries its gradient written out (the torch backend).
+
+    Torch differentiates eagerly: every ``(n, m)`` operation of the forward pass
+    is a kernel call with its own backward call, and the matmul's backward is
+    two more matmuls. Written out, the gradient is one ``(n, m)`` weight matrix
+    and one matmul per input (see :func:`_euclidean_with_gradient`). JAX and
+    TensorFlow compile the plain expression, whose fused gradient is as cheap.
+    Both give the same values, and the same gradients up to float32 rounding
+    (``tests/test_distances.py`` compares them).
+    """
+    return keras.backend.backend() == "torch"
+
+
+def _euclidean_with_gradient(query: Tensor, reference: Tensor, same: bool, squared: bool) -> Tensor:
+    """:meth:`Euclidean.pairwise` with its gradient written out (:func:`_written_out_gradients`).
+
+    With ``s_ij = |q_i - r_j|^2`` (of the centred rows: the mean is a
+    constant) and ``w_ij`` the upstream gradient times ``d value / d s``
+    (``1``, or ``1 / (2 value)`` for the distance; 0 where ``s <= 0``, as
+    the clamp, :func:`safe_sqrt` and the zeroed diagonal give), the
+    gradients are ``2 (rowsum(w) q - w r)`` for the query and
+    ``2 (colsum(w) r - w^T q)`` for the reference. ``w`` is computed without
+    a select (slow on torch's CPU): ``value / max(s, tiny)`` is ``1 / sqrt(s)``
+    (or ``s / s = 1``) where ``s > 0`` and ``0 / tiny = 0`` elsewhere.
+    """
+    scale = 1.0 if not squared else 2.0  # 2 x (1 / (2 value)) for the distance: the 1/2 moves here
+
+    def forward(*rows):
+        q, r, s = _squared_euclidean(rows[0], rows[-1], same)
+        clamped = _clamp_at_zero(s)
+        values = clamped if squared else ops.sqrt(clamped)
+        return values, q, r, s
+
+    def weights(values, s, args, upstream):
+        upstream = args[0] if upstream is None else upstream
+        return upstream * (values / ops.maximum(s, _TINY))
+
+    if same:
+
+        @ops.custom_gradient
+        def within(x):
+            values, q, _, s = forward(x)
+
+            def gradient(*args, upstream=None):
+                w = weights(values, s, args, upstream)
+                rows = ops.sum(w, axis=1, keepdims=True) + ops.expand_dims(ops.sum(w, axis=0), 1)
+                # w^T q as a transposed product: adding w to its transposed view is slow on torch.
+                return scale * (rows * q - ops.matmul(w, q) - ops.matmul(ops.transpose(w), q))
+
+            return values, gradient
+
+        return within(query)
+
+    @ops.custom_gradient
+    def between(x, y):
+        values, q, r, s = forward(x, y)
+
+        def gradient(*args, upstream=None):
+            w = weights(values, s, args, upstream)
+            grad_query = scale * (ops.sum(w, axis=1, keepdims=True) * q - ops.matmul(w, r))
+            grad_reference = scale * (ops.expand_dims(ops.sum(w, axis=0), 1) * r - ops.matmul(ops.transpose(w), q))
+            return grad_query, grad_reference
+
+        return values, gradient
+
+    return between(query, reference)
+
+
 @keras.saving.register_keras_serializable(package="dmlkeras")
 class Euclidean(Distance):
     """Euclidean distance ``||a - b||`` (``squared=True``: ``||a - b||^2``).
@@ -387,16 +473,9 @@ class Euclidean(Distance):
         return "squared_euclidean" if self.squared else "euclidean"
 
     def _pairwise(self, query: Tensor, reference: Tensor, same: bool) -> Tensor:
-        query, reference = _centred(query, reference, same)
-        # A row with a NaN or an Inf has a non-finite norm: NaN there puts NaN in its row and column.
-        query_norms = _nan_unless_finite(ops.sum(ops.square(query), axis=1, keepdims=True))
-        reference_norms = (
-            query_norms if same else _nan_unless_finite(ops.sum(ops.square(reference), axis=1, keepdims=True))
-        )
-        # -2 folded into the (n, d) query rather than the (n, m) product: one (n, m) pass less.
-        squared = (query_norms + ops.transpose(reference_norms)) + ops.matmul(-2.0 * query, ops.transpose(reference))
-        if same:  # exactly 0 before the square root (whose gradient there is then 0)
-            squared = _zero_diagonal(squared)
+        if _written_out_gradients():
+            return _euclidean_with_gradient(query, reference, same, self.squared)
+        _, _, squared = _squared_euclidean(query, reference, same)
         if self.squared:
             return _clamp_at_zero(squared)
         return safe_sqrt(squared)  # 0 for the rounding below 0

@@ -14,10 +14,12 @@ Everything takes NumPy arrays, never a model. The exact backends:
 
 ``backend="numpy"``
     Brute force in blocks of queries: for each block the ``(block, n_gallery)``
-    distance matrix is computed with one matrix product; then, a few rows at
-    a time (so that they stay in the CPU cache), the ``k`` smallest are
-    selected with :func:`numpy.partition` (linear time) and only those ``k``
-    are sorted, as one int64 key per item (distance bits, then index).
+    distance matrix is one matrix product (the norms ride in two extra
+    columns, so no pass over the block follows it); then, a few rows at a
+    time (so that they stay in the CPU cache), every item gets one int64 key
+    (the order-preserving bits of its float32 distance, then its index), the
+    ``k`` smallest keys are selected with :func:`numpy.partition` (linear
+    time; the index in the key breaks ties) and only those ``k`` are sorted.
     Memory is bounded by the block, so a 100k x 100k search never
     materialises the full distance matrix.
 ``backend="faiss"``
@@ -176,18 +178,20 @@ class NearestNeighbors:
         emb = embedding_array(embeddings, "embeddings")
         dtype = np.float64 if (self.backend == "numpy" and emb.dtype == np.float64) else np.float32
         self._dtype = dtype
-        self._raw_gallery = np.array(emb, dtype=dtype, copy=True)
-        gallery = self._raw_gallery
-        if self.metric == "cosine":
-            gallery = _normalize(gallery)
-        self._gallery = np.ascontiguousarray(gallery)
-        self._gallery_sq = np.einsum("ij,ij->i", self._gallery, self._gallery)
+        raw = np.asarray(emb, dtype=dtype)
+        # The gallery is held once, as the first columns of the product's matrix (_augment); the
+        # embeddings as given are kept apart only when they differ from it (cosine normalises).
+        self._product_gallery = self._augment(_normalize(raw) if self.metric == "cosine" else raw, query=False)
+        self._gallery = self._product_gallery[:, : emb.shape[1]]
+        self._raw_gallery = np.array(raw, copy=True) if self.metric == "cosine" else self._gallery
         self.n_gallery_ = int(emb.shape[0])
         self.n_features_ = int(emb.shape[1])
+        self._columns = np.arange(self.n_gallery_, dtype=np.int64)  # the low half of the selection keys
+        self._zeros = np.zeros(self.n_gallery_, dtype=np.int32)  # np.maximum with an array: faster than with 0
         if self.backend == "faiss":
             faiss = _import_faiss()
             index = faiss.IndexFlatL2(self.n_features_) if self.metric == "euclidean" else faiss.IndexFlatIP(self.n_features_)
-            index.add(self._gallery)
+            index.add(np.ascontiguousarray(self._gallery))
             self._faiss_index = index
         return self
 
@@ -315,24 +319,30 @@ class NearestNeighbors:
             buf = self._workspace[name] = np.empty(size, dtype=dtype)
         return buf[:size].reshape(shape)
 
-    def _distance_block(self, qb: np.ndarray) -> np.ndarray:
-        """Monotone distance surrogate for a block: squared euclidean, 1 - cos or -dot."""
-        d = self._buffer("distances", (qb.shape[0], self.n_gallery_), self._dtype)
-        if self.metric == "euclidean":
-            np.matmul(qb * -2.0, self._gallery.T, out=d)  # exactly -2 (q . g): a power of 2
-        else:
-            np.matmul(qb, self._gallery.T, out=d)
-        return d
+    def _augment(self, x: np.ndarray, query: bool) -> np.ndarray:
+        """Rows whose (query x gallery) inner product is the distance surrogate itself.
 
-    def _finish_surrogate(self, d: np.ndarray, q_sq: np.ndarray | None) -> None:
-        """Complete the surrogate of rows of the block in place (cache-sized pieces)."""
+        Squared euclidean ``|q|^2 + |g|^2 - 2 q.g`` is ``[-2q, |q|^2, 1] .
+        [g, 1, |g|^2]``, cosine ``1 - q.g`` (normalised rows) is ``[-q, 1] .
+        [g, 1]`` and ``-q.g`` is ``(-q) . g``: the one matrix product of a
+        block gives the distances, with no pass over the block after it. The
+        gallery's rows start with the gallery itself.
+        """
+        ones = np.ones((x.shape[0], 1), dtype=x.dtype)
         if self.metric == "euclidean":
-            d += q_sq[:, None]
-            d += self._gallery_sq[None, :]
+            sq = np.einsum("ij,ij->i", x, x)[:, None]
+            parts = [x * -2.0, sq, ones] if query else [x, ones, sq]  # -2q is exact: a power of 2
         elif self.metric == "cosine":
-            np.subtract(1.0, d, out=d)
+            parts = [-x, ones] if query else [x, ones]
         else:
-            np.negative(d, out=d)
+            parts = [-x] if query else [x]
+        return np.concatenate(parts, axis=1)
+
+    def _distance_block(self, qb: np.ndarray) -> np.ndarray:
+        """Distance surrogate of a block: squared euclidean, 1 - cos or -dot (monotone in the distance)."""
+        d = self._buffer("distances", (qb.shape[0], self.n_gallery_), self._dtype)
+        np.matmul(self._augment(qb, query=True), self._product_gallery.T, out=d)
+        return d
 
     def _finish(self, d: np.ndarray) -> np.ndarray:
         if self.metric == "euclidean":
@@ -346,16 +356,14 @@ class NearestNeighbors:
     ) -> tuple[np.ndarray, np.ndarray]:
         d = self._distance_block(qb)
         b, n = d.shape
-        q_sq = np.einsum("ij,ij->i", qb, qb) if self.metric == "euclidean" else None
         out_d = np.empty((b, k), dtype=d.dtype)
         out_i = np.empty((b, k), dtype=np.int64)
-        # Everything after the matrix product runs on a few rows at a time,
-        # which stay in the CPU cache across the passes over them.
+        # The selection runs on a few rows at a time, which stay in the CPU
+        # cache across the passes over them.
         rows_per_piece = max(1, _PIECE_ELEMENTS // n)
         for start in range(0, b, rows_per_piece):
             stop = min(b, start + rows_per_piece)
             piece = d[start:stop]
-            self._finish_surrogate(piece, None if q_sq is None else q_sq[start:stop])
             if excl is not None:
                 ex = excl[start:stop]
                 rows = np.flatnonzero(ex >= 0)
@@ -365,6 +373,8 @@ class NearestNeighbors:
 
     def _select(self, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k smallest of each row of d, sorted by (value, column)."""
+        if d.dtype == np.float32:
+            return self._select_keys(d, k)
         b, n = d.shape
         # k-th smallest value of each row (linear-time selection).
         part = self._buffer("partitioned", d.shape, d.dtype)
@@ -386,18 +396,41 @@ class NearestNeighbors:
         flat = flat.reshape(b, k)
         idx = flat - (np.arange(b, dtype=np.int64) * n)[:, None]
         dist = d.reshape(-1)[flat]
-        if dist.dtype == np.float32:
-            # Sort (distance, index) pairs packed into one int64 key: the
-            # order-preserving integer image of the float32 distance in the
-            # high half, the gallery index in the low half.
-            bits = dist.view(np.int32)
-            key = (bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))).astype(np.int64) << 32
-            key |= idx
-            key.sort(axis=1)
-            high = (key >> 32).astype(np.int32)
-            return (high ^ ((high >> 31) & np.int32(0x7FFFFFFF))).view(np.float32), key & np.int64(0xFFFFFFFF)
         order = np.argsort(dist, axis=1, kind="stable")  # stable: index breaks ties
         return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+    def _select_keys(self, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_select` for float32: select and sort one int64 key per item.
+
+        The key packs the order-preserving integer image of the float32
+        distance in its high half and the column in its low half, so keys
+        are distinct and their order is (distance, column): one partition
+        keeps the k smallest, ties at the k-th value already broken by the
+        smaller column, and one sort of those k orders them.
+        """
+        bits = d.view(np.int32)
+        image = self._buffer("image", d.shape, np.int32)
+        if self.metric == "dot":
+            np.add(d, 0.0, out=d)  # -0.0 + 0.0 is +0.0: keys would order -0.0 before +0.0
+            np.right_shift(bits, 31, out=image)  # -1 where negative, else 0
+            np.bitwise_and(image, np.int32(0x7FFFFFFF), out=image)
+            np.bitwise_xor(image, bits, out=image)  # flips the magnitude bits of negative values
+        else:
+            # A squared distance or 1 - cos: below 0 by rounding only, and
+            # 0 after _finish, so clamped to 0 here (the bits of -0.0 too),
+            # where non-negative float32 bits order as the values do.
+            np.maximum(bits, self._zeros, out=image)
+        keys = self._buffer("keys", d.shape, np.int64)
+        np.copyto(keys, image)
+        np.left_shift(keys, 32, out=keys)
+        np.bitwise_or(keys, self._columns, out=keys)
+        if k < d.shape[1]:
+            keys.partition(k - 1, axis=1)
+        top = keys[:, :k]
+        top.sort(axis=1)
+        image_top = (top >> 32).astype(np.int32)
+        image_top ^= (image_top >> 31) & np.int32(0x7FFFFFFF)  # the bit map is its own inverse
+        return image_top.view(np.float32), top & np.int64(0xFFFFFFFF)
 
     def _faiss_block(
         self, qb: np.ndarray, k: int, excl: np.ndarray | None

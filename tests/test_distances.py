@@ -383,3 +383,42 @@ def test_semi_hard_triplet_loss_is_translation_invariant_at_norm_1e4():
     expected, expected_grad = value_and_grad(lambda e: loss(labels, e), at_origin)
     assert float(value) == pytest.approx(float(expected), rel=1e-4) and float(expected) > 0.9
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("within", [True, False])
+def test_written_out_euclidean_gradient_equals_autodiff(monkeypatch, squared, within):
+    # The torch backend's pairwise Euclidean carries its gradient written out (a custom gradient);
+    # the other backends differentiate the expression. Both paths run here, on this backend.
+    from dmlkeras import distances as distances_module
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(9, 4)).astype("float32")
+    upstream = rng.normal(size=(9, 9) if within else (5, 4)).astype("float32")
+    distance = distances_module.Euclidean(squared=squared)
+
+    def objective(v):
+        values = distance.pairwise(v) if within else distance.pairwise(v[:5], v[5:])
+        return keras.ops.sum(values * keras.ops.convert_to_tensor(upstream))
+
+    results = {}
+    for written_out in (False, True):
+        monkeypatch.setattr(distances_module, "_written_out_gradients", lambda w=written_out: w)
+        results[written_out] = value_and_grad(objective, x)
+    np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-6)
+    np.testing.assert_allclose(results[True][1], results[False][1], rtol=1e-4, atol=1e-5)
+    assert np.abs(results[True][1]).max() > 0.1  # a gradient, not zeros
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_written_out_euclidean_gradient_is_zero_on_the_diagonal_and_finite_at_duplicates(monkeypatch, squared):
+    from dmlkeras import distances as distances_module
+
+    monkeypatch.setattr(distances_module, "_written_out_gradients", lambda: True)
+    x = np.repeat(np.array([[1.0, 2.0], [3.0, -1.0]], "float32"), 2, axis=0)  # two pairs of duplicates
+    value, grad = value_and_grad(lambda v: keras.ops.sum(distances_module.Euclidean(squared=squared).pairwise(v)), x)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    # Moving one row of a duplicate pair away from its twin and toward the other pair is symmetric:
+    # the gradients of twins are equal.
+    np.testing.assert_allclose(grad[0], grad[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad[2], grad[3], rtol=1e-5, atol=1e-5)
