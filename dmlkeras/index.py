@@ -411,7 +411,9 @@ class NearestNeighbors:
         bits = d.view(np.int32)
         image = self._buffer("image", d.shape, np.int32)
         if self.metric == "dot":
-            np.add(d, 0.0, out=d)  # -0.0 + 0.0 is +0.0: keys would order -0.0 before +0.0
+            # A BLAS that starts a sum with its first product can return -0.0 (OpenBLAS starts at +0.0);
+            # -0.0 + 0.0 is +0.0, and the keys would order -0.0 before +0.0.
+            np.add(d, 0.0, out=d)
             np.right_shift(bits, 31, out=image)  # -1 where negative, else 0
             np.bitwise_and(image, np.int32(0x7FFFFFFF), out=image)
             np.bitwise_xor(image, bits, out=image)  # flips the magnitude bits of negative values

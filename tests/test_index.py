@@ -118,6 +118,24 @@ def test_exact_ties_keep_smaller_indices(seed, n, q, backend, exclude_self, data
         np.testing.assert_allclose(dist[r], np.sqrt(sq[order[:k]]), rtol=1e-6)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 30), q=st.integers(1, 6), data=st.data())
+def test_dot_ties_and_signs_keep_smaller_indices(seed, n, q, data):
+    # Integer coordinates: exact inner products of both signs, many ties, and zero queries
+    # (every product 0, which the float32 keys must not split into -0.0 and +0.0).
+    rng = np.random.default_rng(seed)
+    gallery = rng.integers(-2, 3, size=(n, 3)).astype(np.float32)
+    queries = rng.integers(-2, 3, size=(q, 3)).astype(np.float32)
+    queries[0] = 0.0
+    k = data.draw(st.integers(1, n))
+    dist, idx = NearestNeighbors(metric="dot", block_size=2).fit(gallery).search(queries, k)
+    products = queries.astype(np.int64) @ gallery.astype(np.int64).T
+    for r in range(q):
+        order = sorted(range(n), key=lambda j: (-products[r, j], j))[:k]
+        assert idx[r].tolist() == order
+        np.testing.assert_array_equal(dist[r], -products[r, order])
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])  # dot: a duplicate is not the nearest
 def test_duplicates_sorted_by_index_and_self_excluded(backend, metric):
