@@ -393,24 +393,23 @@ def _euclidean_with_gradient(query: Tensor, reference: Tensor, same: bool, squar
     """
     scale = 1.0 if not squared else 2.0  # 2 x (1 / (2 value)) for the distance: the 1/2 moves here
 
-    def forward(*rows):
-        q, r, s = _squared_euclidean(rows[0], rows[-1], same)
+    def forward(x, y):
+        q, r, s = _squared_euclidean(x, y, same)
         clamped = _clamp_at_zero(s)
         values = clamped if squared else ops.sqrt(clamped)
         return values, q, r, s
 
-    def weights(values, s, args, upstream):
-        upstream = args[0] if upstream is None else upstream
+    def weights(values, s, upstream):
         return upstream * (values / ops.maximum(s, _TINY))
 
     if same:
 
         @ops.custom_gradient
         def within(x):
-            values, q, _, s = forward(x)
+            values, q, _, s = forward(x, x)
 
-            def gradient(*args, upstream=None):
-                w = weights(values, s, args, upstream)
+            def gradient(*args, upstream=None):  # TensorFlow passes upstream positionally
+                w = weights(values, s, args[0] if upstream is None else upstream)
                 rows = ops.sum(w, axis=1, keepdims=True) + ops.expand_dims(ops.sum(w, axis=0), 1)
                 # w^T q as a transposed product: adding w to its transposed view is slow on torch.
                 return scale * (rows * q - ops.matmul(w, q) - ops.matmul(ops.transpose(w), q))
@@ -424,7 +423,7 @@ def _euclidean_with_gradient(query: Tensor, reference: Tensor, same: bool, squar
         values, q, r, s = forward(x, y)
 
         def gradient(*args, upstream=None):
-            w = weights(values, s, args, upstream)
+            w = weights(values, s, args[0] if upstream is None else upstream)
             grad_query = scale * (ops.sum(w, axis=1, keepdims=True) * q - ops.matmul(w, r))
             grad_reference = scale * (ops.expand_dims(ops.sum(w, axis=0), 1) * r - ops.matmul(ops.transpose(w), q))
             return grad_query, grad_reference
