@@ -386,7 +386,7 @@ def retrieval_per_query(
     for start in range(0, order.size, block):
         rows = order[start : start + block]
         r = r_all[rows]
-        _, idx = nn.search(q[rows], int(r.max()), exclude=rows if loo else None)
+        idx = nn.search(q[rows], int(r.max()), exclude=rows if loo else None, return_distance=False)
         rel = relevance.of(rows, idx)
         out["precision_at_1"][rows] = rel[:, 0]
         out["map_at_r"][rows] = _average_precisions_at_r(rel, r, np.cumsum(rel, axis=1, dtype=np.int32))
@@ -429,7 +429,7 @@ class _Relevance:
     def of(self, rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """rel[i, j]: is gallery item idx[i, j] relevant to query rows[i]?"""
         if not self.multi_hot:
-            return self.g_codes[idx] == self.query_codes[rows, None]
+            return np.take(self.g_codes, idx) == self.query_codes[rows, None]  # take: 2x faster than g_codes[idx]
         return (self.q_bits[rows][:, None, :] & self.g_bits[idx]).any(axis=2)
 
 
@@ -469,7 +469,7 @@ def _ranked_sums(
         r = r_all[rows]
         nn = idle.get()
         try:
-            _, idx = nn.search(q[rows], max(k_max, int(r.max())), exclude=rows if loo else None)
+            idx = nn.search(q[rows], max(k_max, int(r.max())), exclude=rows if loo else None, return_distance=False)
         finally:
             idle.put(nn)
         sums = _RetrievalSums(cuts)
@@ -1459,7 +1459,7 @@ def knn_accuracy(
     k = check_int(k, "k")
     if k > len(x_train):
         raise ValueError(f"k must be at most the number of training embeddings ({len(x_train)}); got {k}.")
-    _, indices = NearestNeighbors(metric=metric).fit(x_train).search(x_test, k=k)
+    indices = NearestNeighbors(metric=metric).fit(x_train).search(x_test, k=k, return_distance=False)
     neighbour_labels = y_train[indices]
     correct = 0
     for row, truth in zip(neighbour_labels, y_test):

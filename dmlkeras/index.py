@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -65,14 +66,16 @@ __all__ = ["NearestNeighbors", "Index", "Neighbors", "Matcher", "METRICS", "BACK
 METRICS = ("euclidean", "cosine", "dot")
 BACKENDS = ("numpy", "faiss")
 
-# Elements of one (block, n_gallery) distance block of the numpy backend.
-# About 9 bytes per element are alive at once (distances, a partitioned copy
-# and a boolean mask), i.e. ~150 MiB for float32.
+# Elements of one (block, n_gallery) distance block of the numpy backend:
+# 64 MiB of float32 distances (the keys are made a piece at a time); a
+# float64 gallery also holds a partitioned copy and a mask, ~290 MiB.
 _BLOCK_ELEMENTS = 1 << 24
 # Elements of the pieces of a block that are selected from at once (~1 MiB
 # of float32 per piece: a few rows that stay in the CPU cache).
 _PIECE_ELEMENTS = 1 << 18
 _EPSILON = 1e-12
+# The selection key of (+0.0, column 0): keys of distances at or below 0 are smaller.
+_ZERO_KEY = 1 << 32
 
 
 def _import_faiss() -> Any:
@@ -104,7 +107,8 @@ class NearestNeighbors:
     block_size : int or None, default None
         Number of queries per block. ``None`` picks it so that a block of the
         distance matrix holds about 16.7 million entries (``2**24``), i.e.
-        ~150 MiB of working memory for the numpy backend whatever the sizes.
+        ~70 MiB of working memory for float32 with the numpy backend (~290 MiB
+        for float64) whatever the sizes.
 
     Attributes
     ----------
@@ -187,7 +191,6 @@ class NearestNeighbors:
         self.n_gallery_ = int(emb.shape[0])
         self.n_features_ = int(emb.shape[1])
         self._columns = np.arange(self.n_gallery_, dtype=np.int64)  # the low half of the selection keys
-        self._zeros = np.zeros(self.n_gallery_, dtype=np.int32)  # np.maximum with an array: faster than with 0
         if self.backend == "faiss":
             faiss = _import_faiss()
             index = faiss.IndexFlatL2(self.n_features_) if self.metric == "euclidean" else faiss.IndexFlatIP(self.n_features_)
@@ -203,7 +206,8 @@ class NearestNeighbors:
         exclude_self: bool = False,
         *,
         exclude: ArrayLike | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        return_distance: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         """Find the ``k`` nearest gallery items of each query.
 
         Parameters
@@ -221,11 +225,15 @@ class NearestNeighbors:
             Keyword-only generalisation of ``exclude_self``: the gallery index
             to drop from each row, ``-1`` for none. Used to evaluate
             leave-one-out in chunks (``exclude=np.arange(start, stop)``).
+        return_distance : bool, default True
+            Keyword-only. ``False`` returns the indices alone (as
+            scikit-learn's ``kneighbors``), which saves converting and
+            storing the distances: what a ranking metric needs.
 
         Returns
         -------
         distances : ndarray of shape (q, k), float32
-            Sorted ascending.
+            Sorted ascending. Only when ``return_distance=True``.
         indices : ndarray of shape (q, k), int64
             Gallery indices; among equal distances the smaller index first.
 
@@ -246,6 +254,8 @@ class NearestNeighbors:
         >>> d
         array([[0. , 1. ],
                [0.5, 1.5]], dtype=float32)
+        >>> nn.search(np.array([[2.5]]), k=2, return_distance=False)
+        array([[1, 2]])
         """
         if self._gallery is None:
             raise ValueError("This NearestNeighbors is not fitted: call fit(embeddings) first.")
@@ -297,23 +307,24 @@ class NearestNeighbors:
         qw = np.ascontiguousarray(qw)
         n_q = qw.shape[0]
         block = self.block_size or max(1, _BLOCK_ELEMENTS // n)
-        out_d = np.empty((n_q, k), dtype=np.float32)
+        out_d = np.empty((n_q, k), dtype=np.float32) if return_distance else None
         out_i = np.empty((n_q, k), dtype=np.int64)
+        search_block = self._numpy_block if self.backend == "numpy" else self._faiss_block
         for start in range(0, n_q, block):
             stop = min(n_q, start + block)
-            ex = None if excl is None else excl[start:stop]
-            if self.backend == "numpy":
-                d, i = self._numpy_block(qw[start:stop], k, ex)
-            else:
-                d, i = self._faiss_block(qw[start:stop], k, ex)
-            out_d[start:stop] = d
-            out_i[start:stop] = i
-        return out_d, out_i
+            search_block(
+                qw[start:stop],
+                k,
+                None if excl is None else excl[start:stop],
+                out_i[start:stop],
+                None if out_d is None else out_d[start:stop],
+            )
+        return (out_d, out_i) if return_distance else out_i
 
     # ------------------------------------------------------------ internals
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A reused work array (fresh large arrays cost page faults on every block)."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buf = self._workspace.get(name)
         if buf is None or buf.size < size or buf.dtype != dtype:
             buf = self._workspace[name] = np.empty(size, dtype=dtype)
@@ -344,20 +355,21 @@ class NearestNeighbors:
         np.matmul(self._augment(qb, query=True), self._product_gallery.T, out=d)
         return d
 
-    def _finish(self, d: np.ndarray) -> np.ndarray:
+    def _finish(self, d: np.ndarray, out: np.ndarray) -> None:
+        """Write the distances of the surrogates ``d`` (any float dtype; overwritten) into ``out`` (float32)."""
         if self.metric == "euclidean":
-            d = np.sqrt(np.maximum(d, 0.0))
+            np.sqrt(np.maximum(d, 0.0, out=d), out=out)
         elif self.metric == "cosine":
-            d = np.maximum(d, 0.0)
-        return d.astype(np.float32)
+            np.maximum(d, 0.0, out=out)
+        else:
+            np.copyto(out, d, casting="same_kind")
 
     def _numpy_block(
-        self, qb: np.ndarray, k: int, excl: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, qb: np.ndarray, k: int, excl: np.ndarray | None, out_i: np.ndarray, out_d: np.ndarray | None
+    ) -> None:
+        """Write the sorted k nearest of the queries ``qb`` into ``out_i`` (and their distances into ``out_d``)."""
         d = self._distance_block(qb)
         b, n = d.shape
-        out_d = np.empty((b, k), dtype=d.dtype)
-        out_i = np.empty((b, k), dtype=np.int64)
         # The selection runs on a few rows at a time, which stay in the CPU
         # cache across the passes over them.
         rows_per_piece = max(1, _PIECE_ELEMENTS // n)
@@ -368,13 +380,13 @@ class NearestNeighbors:
                 ex = excl[start:stop]
                 rows = np.flatnonzero(ex >= 0)
                 piece[rows, ex[rows]] = np.inf
-            out_d[start:stop], out_i[start:stop] = self._select(piece, k)
-        return self._finish(out_d), out_i
+            self._select(piece, k, out_i[start:stop], None if out_d is None else out_d[start:stop])
 
-    def _select(self, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k smallest of each row of d, sorted by (value, column)."""
+    def _select(self, d: np.ndarray, k: int, out_i: np.ndarray, out_d: np.ndarray | None) -> None:
+        """Write the columns of the k smallest of each row of d, sorted by (value, column), and their distances."""
         if d.dtype == np.float32:
-            return self._select_keys(d, k)
+            self._select_keys(d, k, out_i, out_d)
+            return
         b, n = d.shape
         # k-th smallest value of each row (linear-time selection).
         part = self._buffer("partitioned", d.shape, d.dtype)
@@ -397,9 +409,11 @@ class NearestNeighbors:
         idx = flat - (np.arange(b, dtype=np.int64) * n)[:, None]
         dist = d.reshape(-1)[flat]
         order = np.argsort(dist, axis=1, kind="stable")  # stable: index breaks ties
-        return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+        out_i[...] = np.take_along_axis(idx, order, axis=1)
+        if out_d is not None:
+            self._finish(np.take_along_axis(dist, order, axis=1), out_d)
 
-    def _select_keys(self, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _select_keys(self, d: np.ndarray, k: int, out_i: np.ndarray, out_d: np.ndarray | None) -> None:
         """:meth:`_select` for float32: select and sort one int64 key per item.
 
         The key packs the order-preserving integer image of the float32
@@ -408,35 +422,80 @@ class NearestNeighbors:
         keeps the k smallest, ties at the k-th value already broken by the
         smaller column, and one sort of those k orders them.
         """
-        bits = d.view(np.int32)
-        image = self._buffer("image", d.shape, np.int32)
-        if self.metric == "dot":
-            # A BLAS that starts a sum with its first product can return -0.0 (OpenBLAS starts at +0.0);
-            # -0.0 + 0.0 is +0.0, and the keys would order -0.0 before +0.0.
-            np.add(d, 0.0, out=d)
-            np.right_shift(bits, 31, out=image)  # -1 where negative, else 0
-            np.bitwise_and(image, np.int32(0x7FFFFFFF), out=image)
-            np.bitwise_xor(image, bits, out=image)  # flips the magnitude bits of negative values
-        else:
-            # A squared distance or 1 - cos: below 0 by rounding only, and
-            # 0 after _finish, so clamped to 0 here (the bits of -0.0 too),
-            # where non-negative float32 bits order as the values do.
-            np.maximum(bits, self._zeros, out=image)
         keys = self._buffer("keys", d.shape, np.int64)
-        np.copyto(keys, image)
-        np.left_shift(keys, 32, out=keys)
-        np.bitwise_or(keys, self._columns, out=keys)
+        self._keys(d, self._columns, keys)
         if k < d.shape[1]:
             keys.partition(k - 1, axis=1)
         top = keys[:, :k]
         top.sort(axis=1)
-        image_top = (top >> 32).astype(np.int32)
-        image_top ^= (image_top >> 31) & np.int32(0x7FFFFFFF)  # the bit map is its own inverse
-        return image_top.view(np.float32), top & np.int64(0xFFFFFFFF)
+        if self.metric != "dot":
+            bits = d.view(np.int32)
+            for row in np.flatnonzero(top[:, 0] < _ZERO_KEY):
+                self._clamp_row(bits[row], keys[row], k)
+        self._unpack(top, out_i, out_d)
+
+    def _image(self, d: np.ndarray) -> np.ndarray:
+        """The order-preserving int32 image of float32 surrogates ``d`` (a ``-0.0`` in d may become ``+0.0``).
+
+        Non-negative float32 bits order as the values do. A squared
+        distance or 1 - cos is below 0 by rounding only (0 after _finish):
+        the keys of those are fixed after the sort, in the rare rows that
+        have them (:meth:`_clamp_row`). Negative inner products are mapped
+        by flipping their magnitude bits.
+        """
+        bits = d.view(np.int32)
+        if self.metric != "dot":
+            return bits
+        # A BLAS that starts a sum with its first product can return -0.0 (OpenBLAS starts at +0.0);
+        # -0.0 + 0.0 is +0.0, and the keys would order -0.0 before +0.0.
+        np.add(d, 0.0, out=d)
+        image = self._buffer("image", d.shape, np.int32)
+        np.right_shift(bits, 31, out=image)  # -1 where negative, else 0
+        np.bitwise_and(image, np.int32(0x7FFFFFFF), out=image)
+        np.bitwise_xor(image, bits, out=image)  # flips the magnitude bits of negative values
+        return image
+
+    def _keys(self, d: np.ndarray, columns: np.ndarray, out: np.ndarray) -> None:
+        """Write the selection keys of surrogates ``d`` at gallery ``columns`` into ``out`` (int64)."""
+        np.left_shift(self._image(d), 32, out=out, dtype=np.int64)
+        np.bitwise_or(out, columns, out=out)
+
+    def _unpack(self, top: np.ndarray, out_i: np.ndarray, out_d: np.ndarray | None) -> None:
+        """Write the columns of sorted keys ``top`` into ``out_i`` and their distances into ``out_d``."""
+        np.bitwise_and(top, np.int64(0xFFFFFFFF), out=out_i)
+        if out_d is None:
+            return
+        image = out_d.view(np.int32)
+        np.right_shift(top, 32, out=image, casting="unsafe")  # the high half: fits in int32
+        if self.metric == "dot":
+            image ^= (image >> 31) & np.int32(0x7FFFFFFF)  # the bit map is its own inverse
+        self._finish(out_d, out_d)
+
+    def _clamp_row(self, bits: np.ndarray, keys: np.ndarray, k: int) -> None:
+        """Redo the k sorted keys of a row that has distances at or below 0 (``-0.0``, rounding).
+
+        Those distances are 0 after :meth:`_finish`, where ties go by
+        column; their keys are the only ones below the key of ``(+0.0, 0)``
+        and come first. When fewer than ``k``, they are all selected: their
+        keys become their columns (the key of ``(+0.0, column)``), already
+        below every other. Otherwise the selection itself is redone with
+        the distances clamped to 0.
+        """
+        top = keys[:k]
+        if top[-1] < _ZERO_KEY:
+            np.left_shift(np.maximum(bits, 0), 32, out=keys, dtype=np.int64)
+            np.bitwise_or(keys, self._columns, out=keys)
+            if k < keys.size:
+                keys.partition(k - 1)
+            top.sort()
+            return
+        at_zero = int(np.searchsorted(top, _ZERO_KEY))
+        top[:at_zero] = np.sort(top[:at_zero] & np.int64(0xFFFFFFFF))
 
     def _faiss_block(
-        self, qb: np.ndarray, k: int, excl: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, qb: np.ndarray, k: int, excl: np.ndarray | None, out_i: np.ndarray, out_d: np.ndarray | None
+    ) -> None:
+        """:meth:`_numpy_block` with faiss's flat index; rows where a tie crosses the cut are recomputed by numpy."""
         n = self.n_gallery_
         need = k + (1 if excl is not None else 0)
         kp = min(n, need + 1)  # one more, to see whether a tie crosses the cut
@@ -457,13 +516,17 @@ class NearestNeighbors:
         if excl is not None:
             d[idx == excl[:, None]] = np.inf
         order = np.lexsort((idx, d), axis=1)[:, :k]
-        out_i = np.take_along_axis(idx, order, axis=1).astype(np.int64)
-        out_d = self._finish(np.take_along_axis(d, order, axis=1))
+        out_i[...] = np.take_along_axis(idx, order, axis=1)
+        if out_d is not None:
+            self._finish(np.take_along_axis(d, order, axis=1), out_d)
         rows = np.flatnonzero(crossing)
         if rows.size:
-            ex = None if excl is None else excl[rows]
-            out_d[rows], out_i[rows] = self._numpy_block(qb[rows], k, ex)
-        return out_d, out_i
+            fixed_i = np.empty((rows.size, k), dtype=np.int64)
+            fixed_d = None if out_d is None else np.empty((rows.size, k), dtype=np.float32)
+            self._numpy_block(qb[rows], k, None if excl is None else excl[rows], fixed_i, fixed_d)
+            out_i[rows] = fixed_i
+            if out_d is not None:
+                out_d[rows] = fixed_d
 
     def __repr__(self) -> str:
         return (

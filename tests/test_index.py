@@ -149,6 +149,42 @@ def test_duplicates_sorted_by_index_and_self_excluded(backend, metric):
     assert idx.tolist() == [[0, 2, 3, 5, 1, 4], [1, 4, 0, 2, 3, 5]]
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("k", [5, 11, 20, 119])
+def test_rounding_below_zero_ties_by_index(monkeypatch, metric, k):
+    # Copies of vectors of norm ~40: the float32 product gives a copy a distance of a few ulps,
+    # of either sign. Below 0 it is 0 after the clamp, where items tie by index: with k = 5 more
+    # than k copies are at 0 (the row is selected again), with k = 20 a prefix is reordered.
+    rng = np.random.default_rng(3)
+    distinct = 10 * rng.normal(size=(10, 16)).astype(np.float32)
+    x = distinct[rng.permutation(np.repeat(np.arange(10), 12))]
+    calls = []
+    clamp_row = NearestNeighbors._clamp_row
+    monkeypatch.setattr(NearestNeighbors, "_clamp_row", lambda self, *a: calls.append(a) or clamp_row(self, *a))
+    nn = NearestNeighbors(metric=metric).fit(x)
+    dist, idx = nn.search(x, k, exclude_self=True)
+    assert calls, "no row had a distance below 0: the test data no longer exercises the fix-up"
+    # Reference: the same float32 products, clamped at 0, each row sorted by (value, index) in a loop.
+    queries = dmlkeras.index._normalize(x) if metric == "cosine" else x.copy()  # as search() prepares them
+    surrogate = np.maximum(nn._distance_block(queries).astype(np.float64), 0.0)
+    for r in range(len(x)):
+        order = sorted((j for j in range(len(x)) if j != r), key=lambda j: (surrogate[r, j], j))[:k]
+        assert idx[r].tolist() == order
+    assert np.all(dist >= 0) and np.all(np.diff(dist, axis=1) >= 0)
+    np.testing.assert_array_equal(nn.search(x, k, exclude_self=True, return_distance=False), idx)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("metric", METRICS)
+def test_return_distance_false_gives_the_same_indices(backend, metric):
+    x = np.random.default_rng(0).normal(size=(60, 5))
+    nn = NearestNeighbors(metric=metric, backend=backend, block_size=7).fit(x)
+    _, idx = nn.search(x[:20], 9, exclude=np.arange(20))
+    only = nn.search(x[:20], 9, exclude=np.arange(20), return_distance=False)
+    assert only.dtype == np.int64
+    np.testing.assert_array_equal(only, idx)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_all_identical_points(backend):
     x = np.ones((40, 3), dtype=np.float32)
