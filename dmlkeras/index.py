@@ -423,7 +423,7 @@ class NearestNeighbors:
         smaller column, and one sort of those k orders them.
         """
         keys = self._buffer("keys", d.shape, np.int64)
-        self._keys(d, self._columns, keys)
+        self._keys(self._image(d), keys)
         if k < d.shape[1]:
             keys.partition(k - 1, axis=1)
         top = keys[:, :k]
@@ -455,10 +455,10 @@ class NearestNeighbors:
         np.bitwise_xor(image, bits, out=image)  # flips the magnitude bits of negative values
         return image
 
-    def _keys(self, d: np.ndarray, columns: np.ndarray, out: np.ndarray) -> None:
-        """Write the selection keys of surrogates ``d`` at gallery ``columns`` into ``out`` (int64)."""
-        np.left_shift(self._image(d), 32, out=out, dtype=np.int64)
-        np.bitwise_or(out, columns, out=out)
+    def _keys(self, image: np.ndarray, out: np.ndarray) -> None:
+        """Write the selection keys of rows of int32 distance images (:meth:`_image`) into ``out`` (int64)."""
+        np.left_shift(image, 32, out=out, dtype=np.int64)
+        np.bitwise_or(out, self._columns, out=out)
 
     def _unpack(self, top: np.ndarray, out_i: np.ndarray, out_d: np.ndarray | None) -> None:
         """Write the columns of sorted keys ``top`` into ``out_i`` and their distances into ``out_d``."""
@@ -483,8 +483,7 @@ class NearestNeighbors:
         """
         top = keys[:k]
         if top[-1] < _ZERO_KEY:
-            np.left_shift(np.maximum(bits, 0), 32, out=keys, dtype=np.int64)
-            np.bitwise_or(keys, self._columns, out=keys)
+            self._keys(np.maximum(bits, 0), keys)
             if k < keys.size:
                 keys.partition(k - 1)
             top.sort()
